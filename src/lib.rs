@@ -1,0 +1,10 @@
+//! albatross-rs: an orchestrator for MirageOS/Solo5 unikernels that speaks
+//! upstream albatross' wire version 5.
+//!
+//! The crate is layered the way the program is: [`model`] is the pure
+//! model (names, policies, configurations, resource accounting), [`wire`]
+//! the external formats, [`solo5`] reads unikernel images, and [`cli`] the
+//! command line that dispatches to the client and the daemon roles.
+
+pub mod model;
+pub mod wire;

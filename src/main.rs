@@ -1,0 +1,3 @@
+//! The `albatross` multi-call binary.
+
+fn main() {}

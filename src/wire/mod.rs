@@ -4,7 +4,11 @@
 //! instead of panicking.
 
 pub mod der;
+mod layouts;
+mod message;
 pub mod types;
 
 pub use self::der::DecodeError;
+pub use layouts::EncodeError;
+pub use message::{decode_wire, encode_wire};
 pub use types::*;

@@ -4,6 +4,7 @@
 //! instead of panicking.
 
 pub mod der;
+pub mod frame;
 pub mod types;
 
 pub use self::der::DecodeError;

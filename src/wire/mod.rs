@@ -4,6 +4,7 @@
 //! instead of panicking.
 
 pub mod der;
+pub mod frame;
 mod layouts;
 mod message;
 pub mod types;

@@ -223,7 +223,7 @@ pub enum Success {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Data {
     /// A statistics sample.
-    Stats(StatsData),
+    Stats(Box<StatsData>),
     /// A console line (raw bytes, as the unikernel wrote them).
     Console {
         /// When the line was read.

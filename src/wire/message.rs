@@ -641,7 +641,7 @@ fn data_node(d: &Data) -> Node<'_> {
 fn read_data(r: &mut Reader<'_>) -> DecodeResult<Data> {
     r.choice("data", |n, r| match n {
         0 => Err(removed("console data with UTCTime [0]")),
-        1 => read_stats(r).map(Data::Stats),
+        1 => read_stats(r).map(|s| Data::Stats(Box::new(s))),
         2 => Err(removed("log data [2]")),
         3 => r.sequence("console data", |r| {
             let timestamp = r.time("console timestamp")?;

@@ -320,3 +320,197 @@ pub fn chain_to_command(chain: &[Certificate]) -> Result<ChainCommand, CertError
         command,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use x509_cert::der::asn1::OctetString;
+
+    use super::*;
+
+    /// The `arc` chain of the vectors: leaf `foo.bar`, intermediate `arc`.
+    fn arc_chain() -> Vec<Certificate> {
+        let pem = include_str!("../../tests/vectors/tls_chain_arc_foo.bar.pem");
+        Certificate::load_pem_chain(pem.as_bytes()).unwrap()
+    }
+
+    /// `cert` with another subject and albatross extension value.
+    fn modified(cert: &Certificate, subject: &str, ext: Option<Vec<u8>>) -> Certificate {
+        let mut cert = cert.clone();
+        cert.tbs_certificate.subject = x509_cert::name::Name::from_str(subject).unwrap();
+        let exts = cert.tbs_certificate.extensions.get_or_insert_with(Vec::new);
+        exts.retain(|e| e.extn_id != ALBATROSS_OID);
+        if let Some(value) = ext {
+            exts.push(x509_cert::ext::Extension {
+                extn_id: ALBATROSS_OID,
+                critical: false,
+                extn_value: OctetString::new(value).unwrap(),
+            });
+        }
+        cert
+    }
+
+    fn ext(command: Command) -> Option<Vec<u8>> {
+        Some(encode_cert_command(&CertCommand {
+            version: WIRE_VERSION,
+            command,
+        }))
+    }
+
+    fn leaf_with(subject: &str, command: Command) -> Result<ChainCommand, CertError> {
+        let chain = arc_chain();
+        chain_to_command(&[modified(&chain[0], subject, ext(command)), chain[1].clone()])
+    }
+
+    #[test]
+    fn version_must_be_5() {
+        let v4 = Node::seq(vec![
+            Node::integer(4),
+            command_node(&Command::Policy(PolicyCmd::Info)),
+        ]);
+        assert_eq!(
+            decode_cert_command(&v4.to_vec()),
+            Err(DecodeError::UnknownVersion(4))
+        );
+        let mut ok = encode_cert_command(&CertCommand {
+            version: 5,
+            command: Command::Policy(PolicyCmd::Info),
+        });
+        assert!(decode_cert_command(&ok).is_ok());
+        ok.push(0);
+        assert!(matches!(
+            decode_cert_command(&ok),
+            Err(DecodeError::Trailing { .. })
+        ));
+    }
+
+    #[test]
+    fn leaf_names() {
+        let info = Command::Unikernel(UnikernelCmd::Info(crate::wire::types::InfoVersion::Current));
+        assert_eq!(
+            leaf_with("CN=.", info.clone()).unwrap().name.to_string(),
+            "arc:"
+        );
+        assert_eq!(
+            leaf_with("CN=:", info.clone()).unwrap().name.to_string(),
+            "arc:"
+        );
+        assert_eq!(
+            leaf_with("CN=Web", info.clone()).unwrap().name.to_string(),
+            "arc:web"
+        );
+        assert_eq!(
+            leaf_with("O=x", info.clone()).unwrap().name.to_string(),
+            "arc:"
+        );
+        assert!(matches!(
+            leaf_with("CN=a b", info),
+            Err(CertError::BadCommonName {
+                error: NameError::BadCharacter { .. },
+                ..
+            })
+        ));
+        let block_info = leaf_with("O=x", Command::Block(BlockCmd::Info)).unwrap();
+        assert_eq!(block_info.name.to_string(), "arc:");
+        for cmd in [
+            Command::Block(BlockCmd::Add(1)),
+            Command::Policy(PolicyCmd::Remove),
+        ] {
+            assert!(matches!(
+                leaf_with("O=x", cmd),
+                Err(CertError::LeafNeedsName { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn leaf_commands() {
+        for cmd in [
+            Command::Console(ConsoleCmd::ListInactive),
+            Command::Stats(StatsCmd::Subscribe),
+            Command::Unikernel(UnikernelCmd::Destroy),
+            Command::Policy(PolicyCmd::Info),
+            Command::Block(BlockCmd::Dump(0)),
+        ] {
+            assert!(leaf_with("CN=x", cmd.clone()).is_ok(), "{cmd:?}");
+        }
+        for cmd in [
+            Command::Console(ConsoleCmd::Add(1)),
+            Command::Stats(StatsCmd::Initial),
+            Command::Stats(StatsCmd::Remove),
+            Command::Policy(PolicyCmd::Remove),
+            Command::Policy(PolicyCmd::Add(Policy {
+                unikernels: 1,
+                cpuids: Default::default(),
+                memory: 1,
+                block: None,
+                bridges: Default::default(),
+            })),
+        ] {
+            let err = leaf_with("CN=x", cmd).unwrap_err();
+            assert!(matches!(err, CertError::UnexpectedCommand { .. }), "{err}");
+        }
+        let chain = arc_chain();
+        let bare = modified(&chain[0], "CN=x", None);
+        let err = chain_to_command(&[bare, chain[1].clone()]).unwrap_err();
+        assert!(matches!(err, CertError::NoLeafExtension { .. }));
+        assert!(err.to_string().contains("CN=x"), "{err}");
+        let broken = modified(&chain[0], "CN=x", Some(vec![0x30, 0x00]));
+        let err = chain_to_command(&[broken, chain[1].clone()]).unwrap_err();
+        assert!(matches!(err, CertError::BadExtension { .. }), "{err}");
+    }
+
+    #[test]
+    fn intermediates() {
+        let chain = arc_chain();
+        let arc = &chain[1];
+        let leaf = &chain[0];
+        // A nested intermediate below arc extends the path, CA side first.
+        let team = modified(arc, "CN=Team", arc_ext(arc));
+        let result = chain_to_command(&[leaf.clone(), team, arc.clone()]).unwrap();
+        assert_eq!(result.name.to_string(), "arc:team:foo.bar");
+        let paths: Vec<String> = result.policies.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(paths, ["arc", "arc:team"]);
+
+        let nameless = modified(arc, "O=x", arc_ext(arc));
+        let err = chain_to_command(&[leaf.clone(), nameless]).unwrap_err();
+        assert!(matches!(err, CertError::PolicyWithoutName { .. }));
+        assert!(err
+            .to_string()
+            .contains("policy add may not have an empty name"));
+        let bad = modified(arc, "CN=-x", arc_ext(arc));
+        assert!(matches!(
+            chain_to_command(&[leaf.clone(), bad]),
+            Err(CertError::BadCommonName { .. })
+        ));
+        let other = modified(arc, "CN=x", ext(Command::Policy(PolicyCmd::Info)));
+        let err = chain_to_command(&[leaf.clone(), other]).unwrap_err();
+        assert!(matches!(
+            err,
+            CertError::UnexpectedIntermediateCommand {
+                command: "policy info",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("unexpected wire"), "{err}");
+        // Without an extension an intermediate is skipped.
+        let plain = modified(arc, "CN=x", None);
+        assert_eq!(
+            chain_to_command(&[leaf.clone(), plain])
+                .unwrap()
+                .name
+                .to_string(),
+            ":foo.bar"
+        );
+    }
+
+    fn arc_ext(arc: &Certificate) -> Option<Vec<u8>> {
+        arc.tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == ALBATROSS_OID)
+            .map(|e| e.extn_value.as_bytes().to_vec())
+    }
+}

@@ -658,3 +658,761 @@ fn read_data(r: &mut Reader<'_>) -> DecodeResult<Data> {
         _ => Err(unknown_alternative("data", n)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        BlockInfo, BlockSpec, FailBehaviour, NetInfo, NetSpec, Policy, Timestamp, Typ,
+        UnikernelArguments, UnikernelConfig,
+    };
+
+    fn unhex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn header_node<'a>(name: &'a str) -> Node<'a> {
+        Node::seq(vec![Node::integer(5), Node::int64(0), Node::utf8(name)])
+    }
+
+    /// A message with a root header around `payload`.
+    fn message(payload: Node<'_>) -> Vec<u8> {
+        Node::seq(vec![header_node(":"), payload]).to_vec()
+    }
+
+    /// A message whose payload is command `[n]` around `inner`.
+    fn command(n: u8, inner: Node<'_>) -> Vec<u8> {
+        message(Node::explicit(0, Node::explicit(n, inner)))
+    }
+
+    fn unikernel(n: u8, inner: Node<'_>) -> Vec<u8> {
+        command(3, Node::explicit(n, inner))
+    }
+
+    fn payload(bytes: &[u8]) -> Payload {
+        decode_wire(bytes).unwrap().payload
+    }
+
+    fn wire(payload: Payload) -> Wire {
+        Wire {
+            header: Header::new(Name::root()),
+            payload,
+        }
+    }
+
+    fn args() -> UnikernelArguments {
+        UnikernelArguments {
+            fail_behaviour: FailBehaviour::Restart(vec![1]),
+            startup: Some(3),
+            add_name: false,
+            cpuids: vec![4],
+            memory: 64,
+            blocks: vec![BlockSpec {
+                name: "disk".into(),
+                device: None,
+                sector_size: Some(4096),
+            }],
+            bridges: vec![NetSpec {
+                netif: "service".into(),
+                bridge: Some("br0".into()),
+                mac: Some([2, 0, 0, 0, 0, 1]),
+            }],
+            argv: Some(vec!["-l".into(), "*:debug".into()]),
+            cpus: 1,
+            linux_boot_partition: None,
+        }
+    }
+
+    fn config() -> UnikernelConfig {
+        UnikernelConfig {
+            typ: Typ::Solo5,
+            compressed: true,
+            image: vec![1, 2, 3],
+            args: args(),
+        }
+    }
+
+    /// `[0] SET OF BlockSpec` and `[1] SET OF NetSpec` of `args()`.
+    fn v3_devices() -> Vec<Node<'static>> {
+        vec![
+            Node::explicit(
+                0,
+                Node::set_of(vec![Node::seq(vec![
+                    Node::utf8("disk"),
+                    Node::integer(4096),
+                ])]),
+            ),
+            Node::explicit(
+                1,
+                Node::set_of(vec![Node::seq(vec![
+                    Node::utf8("service"),
+                    Node::utf8("br0"),
+                    Node::octets(&[2, 0, 0, 0, 0, 1]),
+                ])]),
+            ),
+            Node::explicit(2, Node::seq(vec![Node::utf8("-l"), Node::utf8("*:debug")])),
+        ]
+    }
+
+    fn restart_on_1() -> Node<'static> {
+        Node::explicit(1, Node::set_of(vec![Node::integer(1)]))
+    }
+
+    #[test]
+    fn fixed_patterns() {
+        // §5.6
+        let root = unhex("30 10 02 01 05 04 08 00 00 00 00 00 00 00 00 0C 01 3A");
+        assert_eq!(header_node(":").to_vec(), root);
+        let failure = encode_wire(&wire(Payload::Failure("test".into()))).unwrap();
+        assert_eq!(&failure[root.len() + 2..], unhex("A2 06 0C 04 74 65 73 74"));
+        let eof = encode_wire(&wire(Payload::Data(Data::BlockEof))).unwrap();
+        assert_eq!(&eof[root.len() + 2..], unhex("A3 06 A4 04 A1 02 05 00"));
+        let quit = args_node(&UnikernelArguments {
+            fail_behaviour: FailBehaviour::Quit,
+            ..args()
+        })
+        .to_vec();
+        assert_eq!(&quit[2..6], unhex("A0 02 05 00"));
+        let all = args_node(&UnikernelArguments {
+            fail_behaviour: FailBehaviour::Restart(vec![]),
+            ..args()
+        })
+        .to_vec();
+        assert_eq!(&all[2..6], unhex("A1 02 31 00"));
+    }
+
+    #[test]
+    fn truncations_and_trailing_bytes() {
+        let full = encode_wire(&wire(Payload::Command(Command::Unikernel(
+            UnikernelCmd::Create(config()),
+        ))))
+        .unwrap();
+        assert!(decode_wire(&full).is_ok());
+        for len in 0..full.len() {
+            assert!(
+                decode_wire(&full[..len]).is_err(),
+                "truncated to {len} bytes"
+            );
+        }
+        let mut long = full.clone();
+        long.push(0);
+        assert_eq!(
+            decode_wire(&long),
+            Err(DecodeError::Trailing {
+                what: "wire message"
+            })
+        );
+        // Trailing bytes inside a constructed value.
+        let inner = unikernel(19, Node::seq(vec![]));
+        assert!(decode_wire(&inner).is_err());
+    }
+
+    #[test]
+    fn header_rules() {
+        let with_version = |v: i64| {
+            Node::seq(vec![
+                Node::seq(vec![Node::integer(v), Node::int64(0), Node::utf8(":")]),
+                Node::explicit(2, Node::utf8("x")),
+            ])
+            .to_vec()
+        };
+        assert_eq!(
+            decode_wire(&with_version(4)),
+            Err(DecodeError::UnknownVersion(4))
+        );
+        assert_eq!(
+            decode_wire(&with_version(3)),
+            Err(DecodeError::UnknownVersion(3))
+        );
+        assert!(decode_wire(&with_version(5)).is_ok());
+
+        let with_sequence = |seq: &[u8]| {
+            Node::seq(vec![
+                Node::seq(vec![Node::integer(5), Node::octets(seq), Node::utf8(":")]),
+                Node::explicit(2, Node::utf8("x")),
+            ])
+            .to_vec()
+        };
+        assert_eq!(
+            decode_wire(&with_sequence(&[0, 0, 0, 0, 0, 0, 1])),
+            Err(DecodeError::ShortInt64 {
+                what: "sequence number",
+                len: 7
+            })
+        );
+        assert!(decode_wire(&with_sequence(&[])).is_err());
+        // Longer than 8 bytes: the first 8 count (§4.3).
+        let long = decode_wire(&with_sequence(&[0, 0, 0, 0, 0, 0, 1, 2, 0xFF])).unwrap();
+        assert_eq!(long.header.sequence, 258);
+
+        for bad in ["", "a::b", "-a", "a b", "x:"] {
+            let bytes = Node::seq(vec![header_node(bad), Node::explicit(2, Node::utf8("x"))]);
+            let result = decode_wire(&bytes.to_vec());
+            if bad == "x:" {
+                assert_eq!(result.unwrap().header.name.to_string(), "x:");
+            } else {
+                assert!(
+                    matches!(result, Err(DecodeError::BadName(_))),
+                    "{bad:?}: {result:?}"
+                );
+            }
+        }
+        // Names are lower-cased by parsing.
+        let upper = Node::seq(vec![
+            header_node("FOO:Bar"),
+            Node::explicit(2, Node::utf8("x")),
+        ]);
+        assert_eq!(
+            decode_wire(&upper.to_vec())
+                .unwrap()
+                .header
+                .name
+                .to_string(),
+            "foo:bar"
+        );
+    }
+
+    #[test]
+    fn removed_tags_are_errors() {
+        let null = Node::null;
+        let mut cases = vec![
+            ("log command", command(2, null())),
+            (
+                "console subscribe UTCTime",
+                command(0, Node::explicit(1, null())),
+            ),
+            (
+                "success [3]",
+                message(Node::explicit(1, Node::explicit(3, null()))),
+            ),
+            (
+                "success [5]",
+                message(Node::explicit(1, Node::explicit(5, null()))),
+            ),
+            (
+                "success [8]",
+                message(Node::explicit(1, Node::explicit(8, null()))),
+            ),
+            (
+                "data [0]",
+                message(Node::explicit(3, Node::explicit(0, null()))),
+            ),
+            (
+                "data [2]",
+                message(Node::explicit(3, Node::explicit(2, null()))),
+            ),
+        ];
+        for n in [0, 1, 2, 4, 5, 6, 7, 8, 12, 13] {
+            cases.push(("unikernel command", unikernel(n, null())));
+        }
+        for (what, bytes) in cases {
+            let result = decode_wire(&bytes);
+            let Err(DecodeError::Unsupported(msg)) = &result else {
+                panic!("{what}: {result:?}")
+            };
+            assert!(msg.contains("legacy"), "{what}: {msg}");
+        }
+        // Tags that never existed.
+        for bytes in [
+            command(6, null()),
+            unikernel(22, null()),
+            message(Node::explicit(4, null())),
+        ] {
+            assert!(matches!(
+                decode_wire(&bytes),
+                Err(DecodeError::UnexpectedTag { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn legacy_create_layouts() {
+        let v3 = |tag: u8| {
+            let mut fields = vec![
+                Node::explicit(0, Node::null()),
+                Node::boolean(true),
+                Node::octets(&[1, 2, 3]),
+                restart_on_1(),
+                Node::integer(4),
+                Node::integer(64),
+            ];
+            fields.extend(v3_devices());
+            unikernel(tag, Node::seq(fields))
+        };
+        let legacy = UnikernelConfig {
+            args: UnikernelArguments {
+                startup: None,
+                add_name: true,
+                ..args()
+            },
+            ..config()
+        };
+        assert_eq!(
+            payload(&v3(9)),
+            Payload::Command(Command::Unikernel(UnikernelCmd::Create(legacy.clone())))
+        );
+        assert_eq!(
+            payload(&v3(10)),
+            Payload::Command(Command::Unikernel(UnikernelCmd::ForceCreate(legacy)))
+        );
+
+        let v4 = |tag: u8| {
+            let mut fields = vec![
+                Node::explicit(0, Node::null()),
+                Node::boolean(true),
+                Node::octets(&[1, 2, 3]),
+                Node::integer(3),
+                Node::boolean(false),
+                restart_on_1(),
+                Node::integer(4),
+                Node::integer(64),
+            ];
+            fields.extend(v3_devices());
+            unikernel(tag, Node::seq(fields))
+        };
+        assert_eq!(
+            payload(&v4(16)),
+            Payload::Command(Command::Unikernel(UnikernelCmd::Create(config())))
+        );
+        let forced = payload(&v4(17));
+        assert_eq!(
+            forced,
+            Payload::Command(Command::Unikernel(UnikernelCmd::ForceCreate(config())))
+        );
+        // Re-encoding writes the current layout [21].
+        let current = encode_wire(&wire(forced)).unwrap();
+        assert_eq!(
+            current[current.len() - config_node(&config()).encoded_len() - 2],
+            0xB5
+        );
+        // V4 does not know `cpus [3]`.
+        let mut fields = vec![
+            Node::explicit(0, Node::null()),
+            Node::boolean(true),
+            Node::octets(&[]),
+            Node::boolean(false),
+            restart_on_1(),
+            Node::integer(4),
+            Node::integer(64),
+            Node::explicit(3, Node::integer(1)),
+        ];
+        assert!(decode_wire(&unikernel(16, Node::seq(fields.clone()))).is_err());
+        fields.pop();
+        assert!(decode_wire(&unikernel(16, Node::seq(fields))).is_ok());
+    }
+
+    #[test]
+    fn restart_layouts() {
+        let restart =
+            |n: u8, fields: Vec<Node<'static>>| unikernel(14, Node::explicit(n, Node::seq(fields)));
+        let mut v0 = vec![restart_on_1(), Node::integer(4), Node::integer(64)];
+        v0.extend(v3_devices());
+        let expected = UnikernelArguments {
+            startup: None,
+            add_name: true,
+            ..args()
+        };
+        assert_eq!(
+            payload(&restart(1, v0)),
+            Payload::Command(Command::Unikernel(UnikernelCmd::Restart(Some(expected))))
+        );
+        let mut v1 = vec![
+            restart_on_1(),
+            Node::integer(3),
+            Node::boolean(false),
+            Node::integer(4),
+            Node::integer(64),
+        ];
+        v1.extend(v3_devices());
+        assert_eq!(
+            payload(&restart(2, v1)),
+            Payload::Command(Command::Unikernel(UnikernelCmd::Restart(Some(args()))))
+        );
+        let keep = unikernel(14, Node::explicit(0, Node::null()));
+        assert_eq!(
+            payload(&keep),
+            Payload::Command(Command::Unikernel(UnikernelCmd::Restart(None)))
+        );
+        // The current layout without `cpus [3]` defaults to 1 vCPU.
+        let mut current = vec![
+            restart_on_1(),
+            Node::boolean(true),
+            Node::set_of(vec![Node::integer(0), Node::integer(1)]),
+            Node::integer(8),
+        ];
+        let Payload::Command(Command::Unikernel(UnikernelCmd::Restart(Some(a)))) =
+            payload(&restart(3, current.clone()))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (a.cpus, a.startup, a.add_name, a.argv),
+            (1, None, true, None)
+        );
+        assert_eq!(a.cpuids, vec![0, 1]);
+        current.push(Node::explicit(4, Node::utf8("/dev/sda1")));
+        let Payload::Command(Command::Unikernel(UnikernelCmd::Restart(Some(a)))) =
+            payload(&restart(3, current))
+        else {
+            panic!()
+        };
+        assert_eq!(a.linux_boot_partition.as_deref(), Some("/dev/sda1"));
+    }
+
+    fn info() -> UnikernelInfo {
+        UnikernelInfo {
+            typ: Typ::Solo5,
+            startup: Some(7),
+            fail_behaviour: FailBehaviour::Quit,
+            cpuids: vec![1],
+            memory: 32,
+            digest: vec![0xAB; 32],
+            blocks: vec![BlockInfo {
+                unikernel_device: "disk".into(),
+                host_device: "data".into(),
+                sector_size: 512,
+                block_size: 10,
+            }],
+            bridges: vec![NetInfo {
+                unikernel_device: "service".into(),
+                host_device: "br0".into(),
+                mac: [0, 0x80, 0x41, 1, 2, 3],
+            }],
+            argv: Some(vec![]),
+            started: Timestamp::from_unix_millis(1_735_689_600_123),
+            cpus: 1,
+            linux_boot_partition: None,
+        }
+    }
+
+    #[test]
+    fn old_info_replies() {
+        let name = Name::parse("a:b").unwrap();
+        let items = vec![(name.clone(), info())];
+        // Old4 has no startup; both have one cpuid and no cpus field.
+        let old4 = wire(Payload::Reply(Success::OldUnikernelInfo4(items.clone())));
+        let decoded = decode_wire(&encode_wire(&old4).unwrap()).unwrap();
+        let without_startup = UnikernelInfo {
+            startup: None,
+            ..info()
+        };
+        assert_eq!(
+            decoded.payload,
+            Payload::Reply(Success::OldUnikernelInfo4(vec![(
+                name.clone(),
+                without_startup
+            )]))
+        );
+        let old5 = wire(Payload::Reply(Success::OldUnikernelInfo5(items)));
+        assert_eq!(decode_wire(&encode_wire(&old5).unwrap()).unwrap(), old5);
+
+        let multi = UnikernelInfo {
+            cpuids: vec![0, 1],
+            ..info()
+        };
+        for reply in [
+            Success::OldUnikernelInfo4(vec![(name.clone(), multi.clone())]),
+            Success::OldUnikernelInfo5(vec![(name.clone(), multi.clone())]),
+            Success::OldUnikernelInfo5(vec![(
+                name.clone(),
+                UnikernelInfo {
+                    cpuids: vec![],
+                    ..info()
+                },
+            )]),
+        ] {
+            let err = encode_wire(&wire(Payload::Reply(reply))).unwrap_err();
+            assert!(matches!(&err, EncodeError::OldInfoCpuids { name: n, .. } if *n == name));
+            assert!(err.to_string().contains("a:b"), "{err}");
+        }
+        let current = wire(Payload::Reply(Success::UnikernelInfo(vec![(name, multi)])));
+        assert_eq!(
+            decode_wire(&encode_wire(&current).unwrap()).unwrap(),
+            current
+        );
+    }
+
+    #[test]
+    fn info_defaults_and_mac_length() {
+        let entry = |mac: &'static [u8], extra: Vec<Node<'static>>| {
+            let mut fields = vec![
+                Node::explicit(1, Node::null()),
+                Node::explicit(0, Node::null()),
+                Node::set_of(vec![]),
+                Node::integer(1),
+                Node::octets(b"alba-1"),
+                Node::explicit(
+                    1,
+                    Node::set_of(vec![Node::seq(vec![
+                        Node::utf8("n"),
+                        Node::utf8("b"),
+                        Node::octets(mac),
+                    ])]),
+                ),
+            ];
+            fields.extend(extra);
+            message(Node::explicit(
+                1,
+                Node::explicit(
+                    13,
+                    Node::seq(vec![Node::seq(vec![Node::utf8("vm"), Node::seq(fields)])]),
+                ),
+            ))
+        };
+        let Payload::Reply(Success::UnikernelInfo(items)) = payload(&entry(&[1; 6], vec![])) else {
+            panic!()
+        };
+        let i = &items[0].1;
+        assert_eq!(
+            (i.typ, i.started, i.cpus, i.argv.clone()),
+            (Typ::Bhyve, Timestamp::EPOCH, 1, None)
+        );
+        let boot = entry(
+            &[1; 6],
+            vec![
+                Node::explicit(4, Node::integer(2)),
+                Node::explicit(5, Node::utf8("p")),
+            ],
+        );
+        let Payload::Reply(Success::UnikernelInfo(items)) = payload(&boot) else {
+            panic!()
+        };
+        assert_eq!(
+            (items[0].1.cpus, items[0].1.linux_boot_partition.as_deref()),
+            (2, Some("p"))
+        );
+        assert_eq!(
+            decode_wire(&entry(&[1; 5], vec![])),
+            Err(DecodeError::BadMac { len: 5 })
+        );
+        assert_eq!(
+            decode_wire(&entry(&[1; 7], vec![])),
+            Err(DecodeError::BadMac { len: 7 })
+        );
+    }
+
+    #[test]
+    fn legacy_block_commands_and_replies() {
+        let block = |n: u8, inner: Node<'static>| command(5, Node::explicit(n, inner));
+        let add_old = block(3, Node::seq(vec![Node::integer(10), Node::boolean(false)]));
+        assert_eq!(
+            payload(&add_old),
+            Payload::Command(Command::Block(BlockCmd::AddOld {
+                size: 10,
+                compressed: false,
+                data: None
+            }))
+        );
+        let add_old_data = block(
+            3,
+            Node::seq(vec![
+                Node::integer(10),
+                Node::boolean(true),
+                Node::octets(&[9, 9]),
+            ]),
+        );
+        assert_eq!(
+            payload(&add_old_data),
+            Payload::Command(Command::Block(BlockCmd::AddOld {
+                size: 10,
+                compressed: true,
+                data: Some(vec![9, 9])
+            }))
+        );
+        let set_old = block(4, Node::seq(vec![Node::boolean(true), Node::octets(&[1])]));
+        assert_eq!(
+            payload(&set_old),
+            Payload::Command(Command::Block(BlockCmd::SetOld {
+                compressed: true,
+                data: vec![1]
+            }))
+        );
+        assert_eq!(
+            payload(&block(5, Node::integer(9))),
+            Payload::Command(Command::Block(BlockCmd::DumpOld(9)))
+        );
+        let image = message(Node::explicit(
+            1,
+            Node::explicit(
+                7,
+                Node::seq(vec![Node::boolean(false), Node::octets(&[5; 3])]),
+            ),
+        ));
+        assert_eq!(
+            payload(&image),
+            Payload::Reply(Success::OldBlockImage {
+                compressed: false,
+                image: vec![5; 3]
+            })
+        );
+        for bytes in [add_old, add_old_data, set_old, image] {
+            assert_eq!(encode_wire(&decode_wire(&bytes).unwrap()).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn statistics_add_layouts() {
+        // §23.3.3, certain for 2.7.2.
+        let v272 = unhex(
+            "30 36 30 13 02 01 05 04 08 00 00 00 00 00 00 00 00 0C 04 3A 66 6F 6F
+             A0 1F A1 1D A0 1B 30 19 0C 00 02 02 04 D2
+             30 11 30 0F 0C 07 73 65 72 76 69 63 65 0C 04 74 61 70 30",
+        );
+        let add = StatsCmd::Add {
+            vmmdev: String::new(),
+            pid: 1234,
+            network: vec![("service".into(), "tap0".into())],
+        };
+        let expected = Wire {
+            header: Header::new(Name::parse(":foo").unwrap()),
+            payload: Payload::Command(Command::Stats(add)),
+        };
+        assert_eq!(decode_wire(&v272).unwrap(), expected);
+        assert_eq!(encode_wire(&expected).unwrap(), v272);
+        // The presumed 2.8 layout without vmmdev.
+        let v28 = unhex(
+            "30 34 30 13 02 01 05 04 08 00 00 00 00 00 00 00 00 0C 04 3A 66 6F 6F
+             A0 1D A1 1B A0 19 30 17 02 02 04 D2
+             30 11 30 0F 0C 07 73 65 72 76 69 63 65 0C 04 74 61 70 30",
+        );
+        assert_eq!(decode_wire(&v28).unwrap(), expected);
+        // A vmmdev is kept.
+        let freebsd = command(
+            1,
+            Node::explicit(
+                0,
+                Node::seq(vec![
+                    Node::utf8("solo5-7"),
+                    Node::integer(7),
+                    Node::seq(vec![]),
+                ]),
+            ),
+        );
+        let Payload::Command(Command::Stats(StatsCmd::Add {
+            vmmdev,
+            pid,
+            network,
+        })) = payload(&freebsd)
+        else {
+            panic!()
+        };
+        assert_eq!((vmmdev.as_str(), pid, network.len()), ("solo5-7", 7, 0));
+    }
+
+    fn sample(vmm: Option<Vec<(String, i64)>>, kinfo: bool) -> StatsData {
+        StatsData {
+            rusage: RUsage {
+                maxrss: 5,
+                utime: Timeval { sec: 1, usec: 2 },
+                ..RUsage::default()
+            },
+            ifdata: vec![IfData {
+                bridge: "service".into(),
+                flags: -1,
+                mtu: 1500,
+                output_dropped: i64::MIN,
+                ..IfData::default()
+            }],
+            vmm,
+            kinfo_mem: kinfo.then_some(KinfoMem {
+                rss: 9,
+                cow: 3,
+                ..KinfoMem::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn statistics_data() {
+        for s in [
+            sample(None, false),
+            sample(None, true),
+            sample(Some(vec![("vcpu0 exits".into(), 7)]), true),
+            sample(Some(vec![]), false),
+        ] {
+            let w = wire(Payload::Data(Data::Stats(Box::new(s))));
+            let bytes = encode_wire(&w).unwrap();
+            assert_eq!(decode_wire(&bytes).unwrap(), w);
+        }
+        // Without vmm, kinfo-mem is an A1 right after the interface list.
+        let bytes = encode_wire(&wire(Payload::Data(Data::Stats(Box::new(sample(
+            None, true,
+        ))))))
+        .unwrap();
+        let kinfo = kinfo_node(&sample(None, true).kinfo_mem.unwrap()).to_vec();
+        assert_eq!(kinfo[0], 0xA1);
+        assert!(bytes.ends_with(&kinfo));
+    }
+
+    #[test]
+    fn int32_counters_truncate() {
+        let mut fields = vec![Node::utf8("tap0"), Node::integer((1 << 32) + 5)];
+        fields.extend([
+            Node::integer(-1),
+            Node::integer(0x8000_0000),
+            Node::integer(0),
+            Node::integer(0),
+        ]);
+        fields.extend((0..12).map(Node::int64));
+        let stats = Node::seq(vec![
+            rusage_node(&RUsage::default()),
+            Node::seq(vec![Node::seq(fields)]),
+        ]);
+        let Payload::Data(Data::Stats(s)) =
+            payload(&message(Node::explicit(3, Node::explicit(1, stats))))
+        else {
+            panic!()
+        };
+        let i = &s.ifdata[0];
+        assert_eq!(
+            (i.flags, i.send_length, i.max_send_length),
+            (5, -1, i32::MIN)
+        );
+        assert_eq!(i.output_dropped, 11);
+    }
+
+    #[test]
+    fn console_and_policy_commands() {
+        for cmd in [
+            ConsoleCmd::Add(3),
+            ConsoleCmd::ListInactive,
+            ConsoleCmd::Subscribe(SinceCount::Since(Timestamp::from_unix_millis(1_000_500))),
+            ConsoleCmd::Subscribe(SinceCount::Count(-1)),
+        ] {
+            let w = wire(Payload::Command(Command::Console(cmd)));
+            assert_eq!(decode_wire(&encode_wire(&w).unwrap()).unwrap(), w);
+        }
+        // Duplicate cpuids and bridges collapse; bridges come back sorted.
+        let policy = Node::seq(vec![
+            Node::seq(vec![Node::integer(1), Node::integer(0), Node::integer(1)]),
+            Node::integer(2),
+            Node::integer(3),
+            Node::seq(vec![Node::utf8("b"), Node::utf8("a"), Node::utf8("b")]),
+        ]);
+        let Payload::Command(Command::Policy(PolicyCmd::Add(p))) =
+            payload(&command(4, Node::explicit(1, policy)))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            p,
+            Policy {
+                unikernels: 2,
+                cpuids: [0, 1].into(),
+                memory: 3,
+                block: None,
+                bridges: ["a".to_string(), "b".to_string()].into(),
+            }
+        );
+        // Console data lines are raw bytes, not necessarily UTF-8.
+        let line = wire(Payload::Data(Data::Console {
+            timestamp: Timestamp::EPOCH,
+            line: vec![0xFF, 0xFE, b'x'],
+        }));
+        assert_eq!(decode_wire(&encode_wire(&line).unwrap()).unwrap(), line);
+    }
+}

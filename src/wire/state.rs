@@ -195,3 +195,195 @@ pub fn encode_state(
     )
     .to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BlockSpec, FailBehaviour, NetSpec, Typ, UnikernelArguments};
+
+    fn entry<'a>(name: &'a str, value: Node<'a>) -> Node<'a> {
+        Node::seq(vec![Node::utf8(name), value])
+    }
+
+    /// A V0 (1.x) configuration with every optional field.
+    fn v0_config<'a>(image_tag: u8) -> Node<'a> {
+        Node::seq(vec![
+            Node::integer(1),
+            Node::integer(64),
+            Node::utf8("disk"),
+            Node::seq(vec![Node::utf8("service"), Node::utf8("mgmt")]),
+            Node::explicit(image_tag, Node::octets(&[7, 7])),
+            Node::seq(vec![Node::utf8("--x")]),
+        ])
+    }
+
+    fn policy<'a>(unikernels: i64) -> Node<'a> {
+        Node::seq(vec![
+            Node::seq(vec![Node::integer(0)]),
+            Node::integer(unikernels),
+            Node::integer(512),
+            Node::seq(vec![]),
+        ])
+    }
+
+    fn v4_config<'a>() -> Node<'a> {
+        Node::seq(vec![
+            Node::explicit(0, Node::null()),
+            Node::boolean(false),
+            Node::octets(&[]),
+            Node::integer(20),
+            Node::boolean(false),
+            Node::explicit(0, Node::null()),
+            Node::integer(3),
+            Node::integer(32),
+        ])
+    }
+
+    #[test]
+    fn v0_layout() {
+        let bytes = Node::explicit(1, Node::seq(vec![entry("foo.hello", v0_config(2))])).to_vec();
+        let state = decode_state(&bytes).unwrap();
+        assert_eq!(state.layout, StateLayout::V0Unikernels);
+        let (name, config) = &state.unikernels[0];
+        assert_eq!(name.to_string(), ":foo.hello");
+        assert_eq!(
+            config,
+            &UnikernelConfig {
+                typ: Typ::Solo5,
+                compressed: true,
+                image: vec![7, 7],
+                args: UnikernelArguments {
+                    fail_behaviour: FailBehaviour::Quit,
+                    startup: None,
+                    add_name: true,
+                    cpuids: vec![1],
+                    memory: 64,
+                    blocks: vec![BlockSpec {
+                        name: "disk".into(),
+                        device: None,
+                        sector_size: None
+                    }],
+                    bridges: vec![
+                        NetSpec {
+                            netif: "service".into(),
+                            bridge: None,
+                            mac: None
+                        },
+                        NetSpec {
+                            netif: "mgmt".into(),
+                            bridge: None,
+                            mac: None
+                        },
+                    ],
+                    argv: Some(vec!["--x".into()]),
+                    cpus: 1,
+                    linux_boot_partition: None,
+                },
+            }
+        );
+        // Image alternatives [0] and [1] are uncompressed; the minimal form
+        // has no block, network or arguments.
+        for tag in [0, 1] {
+            let bytes = Node::explicit(1, Node::seq(vec![entry("a", v0_config(tag))])).to_vec();
+            assert!(!decode_state(&bytes).unwrap().unikernels[0].1.compressed);
+        }
+        let minimal = Node::seq(vec![
+            Node::integer(0),
+            Node::integer(1),
+            Node::explicit(0, Node::octets(&[])),
+        ]);
+        let bytes = Node::explicit(1, Node::seq(vec![entry("a", minimal)])).to_vec();
+        let args = &decode_state(&bytes).unwrap().unikernels[0].1.args;
+        assert!(args.blocks.is_empty() && args.bridges.is_empty() && args.argv.is_none());
+    }
+
+    #[test]
+    fn layouts_with_policies() {
+        let bytes = Node::explicit(
+            5,
+            Node::seq(vec![
+                Node::seq(vec![entry("a:b", v4_config())]),
+                Node::seq(vec![
+                    entry(":", policy(9)),
+                    entry("a:", policy(1)),
+                    entry("x:y", policy(2)),
+                ]),
+            ]),
+        )
+        .to_vec();
+        let state = decode_state(&bytes).unwrap();
+        assert_eq!(state.layout, StateLayout::V4AndPolicies);
+        assert_eq!(
+            state.layout.to_string(),
+            "[5] (unikernels in configuration layout V4 and policies)"
+        );
+        let args = &state.unikernels[0].1.args;
+        assert_eq!(
+            (args.startup, args.add_name, args.cpuids.as_slice()),
+            (Some(20), false, &[3][..])
+        );
+        let paths: Vec<String> = state.policies.iter().map(|(p, _)| p.to_string()).collect();
+        // A policy name with a label names the path including it.
+        assert_eq!(paths, ["", "a", "x:y"]);
+        assert_eq!(state.policies[0].1.unikernels, 9);
+
+        // Writing sorts into canonical order and uses path names.
+        let mut policies = state.policies.clone();
+        policies.reverse();
+        let written = encode_state(&state.unikernels, &policies);
+        let reread = decode_state(&written).unwrap();
+        assert_eq!(reread.layout, StateLayout::Current);
+        assert_eq!(reread.policies, state.policies);
+        let text = String::from_utf8_lossy(&written);
+        assert!(text.contains("x:y:"), "policy names end with ':'");
+
+        let v3 = Node::explicit(
+            4,
+            Node::seq(vec![
+                Node::seq(vec![]),
+                Node::seq(vec![entry(":", policy(1))]),
+            ]),
+        );
+        let state = decode_state(&v3.to_vec()).unwrap();
+        assert_eq!((state.layout.tag(), state.policies.len()), (4, 1));
+    }
+
+    #[test]
+    fn errors() {
+        let reserved = Node::explicit(7, Node::null()).to_vec();
+        assert!(
+            matches!(decode_state(&reserved), Err(DecodeError::Unsupported(m)) if m.contains("[7]"))
+        );
+        let unknown = Node::explicit(8, Node::null()).to_vec();
+        assert!(matches!(
+            decode_state(&unknown),
+            Err(DecodeError::UnexpectedTag { .. })
+        ));
+        assert!(decode_state(&[]).is_err());
+        assert!(decode_state(&Node::seq(vec![]).to_vec()).is_err());
+
+        let with_unikernels = |names: &[&'static str]| {
+            let entries = names.iter().map(|n| entry(n, v4_config())).collect();
+            Node::explicit(5, Node::seq(vec![Node::seq(entries), Node::seq(vec![])])).to_vec()
+        };
+        assert!(decode_state(&with_unikernels(&["a:b", "a:c"])).is_ok());
+        for names in [&["a::b"][..], &["-x"], &[""], &["a:b:"], &["a:b", "A:B"]] {
+            let result = decode_state(&with_unikernels(names));
+            assert!(result.is_err(), "{names:?}: {result:?}");
+        }
+        let with_policies = |names: &[&'static str]| {
+            let entries = names.iter().map(|n| entry(n, policy(1))).collect();
+            Node::explicit(6, Node::seq(vec![Node::seq(vec![]), Node::seq(entries)])).to_vec()
+        };
+        assert!(decode_state(&with_policies(&[":", "a:"])).is_ok());
+        for names in [&["a:", "a"][..], &[":", ":"], &["a::"]] {
+            assert!(decode_state(&with_policies(names)).is_err(), "{names:?}");
+        }
+        let mut trailing = with_policies(&[":"]);
+        trailing.push(0);
+        assert_eq!(
+            decode_state(&trailing),
+            Err(DecodeError::Trailing { what: "state file" })
+        );
+    }
+}

@@ -878,6 +878,63 @@ mod tests {
     }
 
     #[test]
+    fn upstream_trie_group() {
+        // §19 "Trie", on the unikernel map.
+        let names = |r: &Resources, path: &str| -> Vec<String> {
+            let path = Path::parse(path).unwrap();
+            r.unikernels_below(&path)
+                .map(|(n, _)| n.relative_to(&path).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(Resources::default(), Resources::default());
+        let mut one = Resources::default();
+        one.insert_unikernel(&name("foo"), usage(1)).unwrap();
+        assert!(one.unikernel(&name("foo")).is_some());
+        for other in ["bar", "foo.bar", "foo:foo"] {
+            assert!(one.unikernel(&name(other)).is_none());
+        }
+        assert_eq!(names(&one, ""), [":foo"]);
+        let mut flat = Resources::default();
+        for n in ["caesar", "alpha", "beta"] {
+            flat.insert_unikernel(&name(n), usage(1)).unwrap();
+        }
+        assert_eq!(names(&flat, ""), [":alpha", ":beta", ":caesar"]);
+        let mut nested = Resources::default();
+        for n in ["beta:d", "alpha:c", "alpha:a", "alpha:b"] {
+            nested.insert_unikernel(&name(n), usage(1)).unwrap();
+        }
+        assert_eq!(
+            names(&nested, ""),
+            ["alpha:a", "alpha:b", "alpha:c", "beta:d"]
+        );
+        assert_eq!(names(&nested, "alpha"), [":a", ":b", ":c"]);
+    }
+
+    #[test]
+    fn upstream_trie_collect_order_of_policies() {
+        let mut r = Resources::default();
+        let p = Policy {
+            unikernels: 1,
+            cpuids: [0].into(),
+            memory: 1,
+            block: None,
+            bridges: BTreeSet::new(),
+        };
+        for at in ["alpha:beta:a", "alpha:beta", "alpha", "", "beta"] {
+            r.policies.insert(path(at), p.clone());
+        }
+        let order: Vec<String> = r
+            .policies_below(&Path::root())
+            .into_iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [":", "alpha:", "alpha:beta:", "alpha:beta:a:", "beta:"]
+        );
+    }
+
+    #[test]
     fn root_label_is_not_within_same_named_path() {
         let mut r = Resources::default();
         r.insert_unikernel(&name(":a"), usage(1)).unwrap();

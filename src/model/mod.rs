@@ -5,6 +5,8 @@ pub mod config;
 pub mod name;
 pub mod policy;
 pub mod resources;
+pub mod restart;
+pub mod tender;
 pub mod time;
 
 pub use config::{

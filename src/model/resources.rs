@@ -814,8 +814,9 @@ fn device_name(path: &Path, device: &str) -> Option<TrieKey> {
     Some(TrieKey(Name::new(path.clone(), label)))
 }
 
-/// Text form of block device `device` in `path`, as in upstream's messages.
-fn device_text(path: &Path, device: &str) -> String {
+/// Text form of block device `device` of a unikernel in `path` (§2.4,
+/// §2.5): also its file name under `<dbdir>/block`.
+pub fn device_text(path: &Path, device: &str) -> String {
     format!("{path}:{device}")
 }
 

@@ -115,26 +115,23 @@ fn cpu_set(cpuids: &[usize]) -> io::Result<CpuSet> {
     Ok(set)
 }
 
+/// A kernel `struct sigaction`, or a kernel signal set, of zeros: handler
+/// SIG_DFL, no flags, empty mask. Zeros mean that in every architecture's
+/// layout, and 64 bytes is more than any of them needs.
+const ZEROED_KERNEL_STRUCT: [u64; 8] = [0; 8];
+
 /// What the child needs before exec, all computed before the fork.
 struct ChildSetup {
     parent: Pid,
     affinity: Option<CpuSet>,
-    default_action: libc::sigaction,
-    empty_mask: libc::sigset_t,
     last_signal: c_int,
+    /// The kernel's `sizeof(sigset_t)`: 8 bytes for 64 signals.
+    sigset_size: usize,
 }
 
 impl ChildSetup {
     fn new(cpuids: &[usize]) -> io::Result<ChildSetup> {
-        // SAFETY: sigaction is plain data; all zero bytes are a valid value
-        // (handler SIG_DFL = 0, empty mask, no flags).
-        let mut default_action: libc::sigaction = unsafe { std::mem::zeroed() };
-        default_action.sa_sigaction = libc::SIG_DFL;
-        // SAFETY: sigset_t is plain data and sigemptyset initialises the
-        // one it is given.
-        let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: empty_mask is a valid, writable sigset_t.
-        unsafe { libc::sigemptyset(&mut empty_mask) };
+        let last_signal = libc::SIGRTMAX();
         Ok(ChildSetup {
             parent: rustix::process::getpid(),
             affinity: if cpuids.is_empty() {
@@ -142,9 +139,8 @@ impl ChildSetup {
             } else {
                 Some(cpu_set(cpuids)?)
             },
-            default_action,
-            empty_mask,
-            last_signal: libc::SIGRTMAX(),
+            last_signal,
+            sigset_size: usize::try_from(last_signal).unwrap_or(64).div_ceil(64) * 8,
         })
     }
 
@@ -160,21 +156,42 @@ impl ChildSetup {
         if let Some(set) = &self.affinity {
             rustix::thread::sched_setaffinity(None, set)?;
         }
+        // The raw system calls, because glibc's wrappers refuse its two
+        // internal signals (32 and 33), and an "ignore" inherited for them
+        // would survive exec like any other.
         for sig in 1..=self.last_signal {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
-            // SAFETY: default_action is a valid sigaction and the old action
-            // is not asked for. glibc refuses its two internal signals with
-            // EINVAL, which is fine: exec resets every caught signal, only
-            // ignored ones survive it, and those can always be reset.
-            unsafe { libc::sigaction(sig, &self.default_action, std::ptr::null_mut()) };
+            // SAFETY: rt_sigaction reads a kernel sigaction from the first
+            // pointer (a static of zeros, large enough), and the null old
+            // action pointer asks for nothing back.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    ZEROED_KERNEL_STRUCT.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    self.sigset_size,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
-        // SAFETY: empty_mask is an initialised sigset_t; the old mask is not
-        // asked for. The child has a single thread, so this is its mask.
-        if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.empty_mask, std::ptr::null_mut()) }
-            != 0
-        {
+        // SAFETY: rt_sigprocmask reads a signal set of sigset_size bytes
+        // (zeros: the empty set) and returns no old set. The child has a
+        // single thread, so this is its whole mask.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                ZEROED_KERNEL_STRUCT.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                self.sigset_size,
+            )
+        };
+        if rc != 0 {
             return Err(io::Error::last_os_error());
         }
         // Marks rather than closes: std reports exec failures through a

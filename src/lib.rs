@@ -7,4 +7,5 @@
 //! command line that dispatches to the client and the daemon roles.
 
 pub mod model;
+pub mod solo5;
 pub mod wire;

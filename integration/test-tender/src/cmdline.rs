@@ -31,12 +31,18 @@ pub enum Pass1 {
 pub fn pass1(args: &[String]) -> Pass1 {
     for (i, arg) in args.iter().enumerate() {
         if !arg.starts_with('-') {
-            return Pass1::Kernel { kernel: i, options_end: i };
+            return Pass1::Kernel {
+                kernel: i,
+                options_end: i,
+            };
         }
         match arg.as_str() {
             "--" => {
                 return if i + 1 < args.len() {
-                    Pass1::Kernel { kernel: i + 1, options_end: i }
+                    Pass1::Kernel {
+                        kernel: i + 1,
+                        options_end: i,
+                    }
                 } else {
                     Pass1::MissingKernel
                 };
@@ -112,7 +118,11 @@ pub fn parse_option(arg: &str, personality: Personality) -> Result<TenderOption,
         let mib = scan_signed(rest).ok_or(OptionError::MalformedMem)?;
         // `size_t mem; sscanf("%zd"); mem <<= 20`: negative values wrap.
         let bytes = (mib as u64) << 20;
-        return if bytes == 0 { Err(OptionError::MalformedMem) } else { Ok(TenderOption::Mem(bytes)) };
+        return if bytes == 0 {
+            Err(OptionError::MalformedMem)
+        } else {
+            Ok(TenderOption::Mem(bytes))
+        };
     }
     if personality == Personality::Spt && arg.starts_with("--x-exec-heap") {
         // Matched as a prefix, as upstream's strncmp does.
@@ -163,9 +173,9 @@ fn scan_signed(s: &str) -> Option<i64> {
     if digits.is_empty() {
         return None;
     }
-    let magnitude = digits
-        .iter()
-        .try_fold(0u64, |acc, d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')));
+    let magnitude = digits.iter().try_fold(0u64, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    });
     Some(match (negative, magnitude) {
         (false, Some(m)) => i64::try_from(m).unwrap_or(i64::MAX),
         (true, Some(m)) => 0i64.checked_sub_unsigned(m).unwrap_or(i64::MIN),
@@ -176,7 +186,11 @@ fn scan_signed(s: &str) -> Option<i64> {
 
 /// `%67[A-Za-z0-9]=`: a manifest name, then `=`; returns the rest.
 fn scan_name_eq(s: &str) -> Option<(String, &str)> {
-    let len = s.bytes().take(NAME_MAX).take_while(u8::is_ascii_alphanumeric).count();
+    let len = s
+        .bytes()
+        .take(NAME_MAX)
+        .take_while(u8::is_ascii_alphanumeric)
+        .count();
     if len == 0 {
         return None;
     }
@@ -186,7 +200,12 @@ fn scan_name_eq(s: &str) -> Option<(String, &str)> {
 
 /// `%Ns`: skips whitespace, then at most `max` non-whitespace characters.
 fn scan_word(s: &str, max: usize) -> Option<String> {
-    let word: String = s.trim_start_matches(is_c_space).chars().take_while(|&c| !is_c_space(c)).take(max).collect();
+    let word: String = s
+        .trim_start_matches(is_c_space)
+        .chars()
+        .take_while(|&c| !is_c_space(c))
+        .take(max)
+        .collect();
     if word.is_empty() {
         None
     } else {
@@ -204,7 +223,11 @@ fn scan_mac(s: &str) -> Option<[u8; 6]> {
             rest = rest.strip_prefix(':')?;
         }
         rest = rest.trim_start_matches(is_c_space);
-        let len = rest.bytes().take(2).take_while(u8::is_ascii_hexdigit).count();
+        let len = rest
+            .bytes()
+            .take(2)
+            .take_while(u8::is_ascii_hexdigit)
+            .count();
         if len == 0 {
             return None;
         }
@@ -229,14 +252,35 @@ mod tests {
         assert_eq!(pass1(&args(&["--"])), Pass1::MissingKernel);
         assert_eq!(pass1(&args(&["--foo", "--version", "k"])), Pass1::Version);
         assert_eq!(pass1(&args(&["-x", "--help"])), Pass1::Help);
-        assert_eq!(pass1(&args(&["k", "--help"])), Pass1::Kernel { kernel: 0, options_end: 0 });
+        assert_eq!(
+            pass1(&args(&["k", "--help"])),
+            Pass1::Kernel {
+                kernel: 0,
+                options_end: 0
+            }
+        );
         assert_eq!(
             pass1(&args(&["--mem=2", "--", "-k", "--help"])),
-            Pass1::Kernel { kernel: 2, options_end: 1 }
+            Pass1::Kernel {
+                kernel: 2,
+                options_end: 1
+            }
         );
         // After `--`, --help is KERNEL's business... and KERNEL itself.
-        assert_eq!(pass1(&args(&["--", "--help"])), Pass1::Kernel { kernel: 1, options_end: 0 });
-        assert_eq!(pass1(&args(&[""])), Pass1::Kernel { kernel: 0, options_end: 0 });
+        assert_eq!(
+            pass1(&args(&["--", "--help"])),
+            Pass1::Kernel {
+                kernel: 1,
+                options_end: 0
+            }
+        );
+        assert_eq!(
+            pass1(&args(&[""])),
+            Pass1::Kernel {
+                kernel: 0,
+                options_end: 0
+            }
+        );
     }
 
     #[test]
@@ -251,7 +295,10 @@ mod tests {
         assert_eq!(mem("-1"), Ok(TenderOption::Mem(u64::MAX << 20)));
         // 2^44 MiB wraps to zero bytes.
         assert_eq!(mem("17592186044416"), Err(OptionError::MalformedMem));
-        assert_eq!(parse_option("--mem", Personality::Hvt), Err(OptionError::Invalid));
+        assert_eq!(
+            parse_option("--mem", Personality::Hvt),
+            Err(OptionError::Invalid)
+        );
     }
 
     #[test]
@@ -259,29 +306,53 @@ mod tests {
         let p = |s: &str| parse_option(s, Personality::Spt);
         assert_eq!(
             p("--net:service0=tap100"),
-            Ok(TenderOption::Net { name: "service0".into(), iface: "tap100".into() })
+            Ok(TenderOption::Net {
+                name: "service0".into(),
+                iface: "tap100".into()
+            })
         );
         assert_eq!(
             p("--net:a=abcdefghijklmnopqrstuvwxyz"),
-            Ok(TenderOption::Net { name: "a".into(), iface: "abcdefghijklmnopqrs".into() })
+            Ok(TenderOption::Net {
+                name: "a".into(),
+                iface: "abcdefghijklmnopqrs".into()
+            })
         );
         assert_eq!(p("--net:a="), Err(OptionError::Invalid));
         assert_eq!(p("--net:a-b=tap0"), Err(OptionError::Invalid));
         assert_eq!(p("--net:=tap0"), Err(OptionError::Invalid));
-        assert_eq!(p(&format!("--net:{}=tap0", "a".repeat(68))), Err(OptionError::Invalid));
+        assert_eq!(
+            p(&format!("--net:{}=tap0", "a".repeat(68))),
+            Err(OptionError::Invalid)
+        );
         assert_eq!(
             p("--net-mac:service0=2:0:0:0:0:A2junk"),
-            Ok(TenderOption::NetMac { name: "service0".into(), mac: [2, 0, 0, 0, 0, 0xa2] })
+            Ok(TenderOption::NetMac {
+                name: "service0".into(),
+                mac: [2, 0, 0, 0, 0, 0xa2]
+            })
         );
-        assert_eq!(p("--net-mac:service0=02:00:00:00:00"), Err(OptionError::Invalid));
-        assert_eq!(p("--net-mac:service0=02-00-00-00-00-01"), Err(OptionError::Invalid));
+        assert_eq!(
+            p("--net-mac:service0=02:00:00:00:00"),
+            Err(OptionError::Invalid)
+        );
+        assert_eq!(
+            p("--net-mac:service0=02-00-00-00-00-01"),
+            Err(OptionError::Invalid)
+        );
         assert_eq!(
             p("--block:storage=/tmp/disk img"),
-            Ok(TenderOption::Block { name: "storage".into(), path: "/tmp/disk".into() })
+            Ok(TenderOption::Block {
+                name: "storage".into(),
+                path: "/tmp/disk".into()
+            })
         );
         assert_eq!(
             p("--block-sector-size:storage=4096"),
-            Ok(TenderOption::BlockSectorSize { name: "storage".into(), size: 4096 })
+            Ok(TenderOption::BlockSectorSize {
+                name: "storage".into(),
+                size: 4096
+            })
         );
         for bad in ["1000", "256", "65536", "0", "-512"] {
             assert_eq!(
@@ -290,14 +361,26 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(p("--block-sector-size:storage=x"), Err(OptionError::Invalid));
+        assert_eq!(
+            p("--block-sector-size:storage=x"),
+            Err(OptionError::Invalid)
+        );
         assert_eq!(p("--block-sector-size=4096"), Err(OptionError::Invalid));
     }
 
     #[test]
     fn exec_heap_only_on_spt() {
-        assert_eq!(parse_option("--x-exec-heapfoo", Personality::Spt), Ok(TenderOption::ExecHeap));
-        assert_eq!(parse_option("--x-exec-heap", Personality::Hvt), Err(OptionError::Invalid));
-        assert_eq!(parse_option("-v", Personality::Spt), Err(OptionError::Invalid));
+        assert_eq!(
+            parse_option("--x-exec-heapfoo", Personality::Spt),
+            Ok(TenderOption::ExecHeap)
+        );
+        assert_eq!(
+            parse_option("--x-exec-heap", Personality::Hvt),
+            Err(OptionError::Invalid)
+        );
+        assert_eq!(
+            parse_option("-v", Personality::Spt),
+            Err(OptionError::Invalid)
+        );
     }
 }

@@ -56,7 +56,11 @@ impl Console {
     /// A console logging at `level` for a guest of `personality`, whose
     /// tender is called `prog`.
     pub fn new(level: LogLevel, personality: Personality, prog: Arc<str>) -> Console {
-        Console { level, personality, prog }
+        Console {
+            level,
+            personality,
+            prog,
+        }
     }
 
     /// The tender's name (argv\[0\]'s base name), which prefixes its
@@ -114,8 +118,14 @@ mod tests {
 
     #[test]
     fn runtime_options_only_at_the_start() {
-        assert_eq!(strip_runtime_options("Hello_Solo5"), (LogLevel::Info, "Hello_Solo5"));
-        assert_eq!(strip_runtime_options("--solo5:quiet"), (LogLevel::Quiet, ""));
+        assert_eq!(
+            strip_runtime_options("Hello_Solo5"),
+            (LogLevel::Info, "Hello_Solo5")
+        );
+        assert_eq!(
+            strip_runtime_options("--solo5:quiet"),
+            (LogLevel::Quiet, "")
+        );
         assert_eq!(
             strip_runtime_options("  --solo5:debug --solo5:error  a b"),
             (LogLevel::Error, "a b")
@@ -124,6 +134,9 @@ mod tests {
             strip_runtime_options("Hello_Solo5 --solo5:quiet"),
             (LogLevel::Info, "Hello_Solo5 --solo5:quiet")
         );
-        assert_eq!(strip_runtime_options("--solo5:loud x"), (LogLevel::Info, "--solo5:loud x"));
+        assert_eq!(
+            strip_runtime_options("--solo5:loud x"),
+            (LogLevel::Info, "--solo5:loud x")
+        );
     }
 }

@@ -63,7 +63,7 @@ fn read_hex(path: &std::path::Path) -> Option<u32> {
 /// An attached block device: the open file and its capacity in bytes.
 #[derive(Debug)]
 pub struct Block {
-    /// The backing file, open read-write (kept open for the guest's life).
+    /// The backing file, open read-write.
     pub file: File,
     /// Its size, as `lseek(fd, 0, SEEK_END)` reports it.
     pub capacity: u64,
@@ -93,10 +93,22 @@ mod tests {
 
     #[test]
     fn strerror_texts() {
-        assert_eq!(strerror(&io::Error::from_raw_os_error(ENOENT)), "No such file or directory");
-        assert_eq!(strerror(&io::Error::from_raw_os_error(ENETDOWN)), "Network is down");
-        assert_eq!(strerror(&io::Error::from_raw_os_error(EINVAL)), "Invalid argument");
-        assert_eq!(strerror(&io::Error::from_raw_os_error(ENAMETOOLONG)), "File name too long");
+        assert_eq!(
+            strerror(&io::Error::from_raw_os_error(ENOENT)),
+            "No such file or directory"
+        );
+        assert_eq!(
+            strerror(&io::Error::from_raw_os_error(ENETDOWN)),
+            "Network is down"
+        );
+        assert_eq!(
+            strerror(&io::Error::from_raw_os_error(EINVAL)),
+            "Invalid argument"
+        );
+        assert_eq!(
+            strerror(&io::Error::from_raw_os_error(ENAMETOOLONG)),
+            "File name too long"
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! command line, MirageOS style (see README.md for the language).
 
 use std::fmt;
+use std::fs::File;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::FileExt;
 use std::process;
 use std::thread;
 use std::time::Duration;
@@ -36,6 +38,17 @@ pub enum Step {
     Lines(u64),
     /// `--test-delay-ms=M`: wait M milliseconds.
     Delay(Duration),
+    /// `--test-block-write=NAME:TEXT`: write TEXT at the start of block
+    /// device NAME.
+    BlockWrite {
+        /// Manifest name.
+        device: String,
+        /// What to write.
+        text: String,
+    },
+    /// `--test-block-read=NAME`: print the text at the start of block
+    /// device NAME (up to the first NUL byte or the end of the sector).
+    BlockRead(String),
     /// An argument the guest does not know: printed, otherwise ignored.
     Ignored(String),
 }
@@ -88,7 +101,11 @@ pub struct ArgError {
 
 impl fmt::Display for ArgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "option '{}': invalid value '{}', expected {}", self.option, self.value, self.expected)
+        write!(
+            f,
+            "option '{}': invalid value '{}', expected {}",
+            self.option, self.value, self.expected
+        )
     }
 }
 
@@ -149,16 +166,30 @@ pub fn parse_script(words: &[String]) -> Result<Script, ArgError> {
         };
         match (option, value) {
             ("--test-console", Some(text)) => script.steps.push(Step::Console(text.to_string())),
-            ("--test-lines", Some(n)) => {
-                script.steps.push(Step::Lines(n.parse().map_err(|_| error("a count"))?))
-            }
+            ("--test-lines", Some(n)) => script
+                .steps
+                .push(Step::Lines(n.parse().map_err(|_| error("a count"))?)),
             ("--test-delay-ms", Some(ms)) => script.steps.push(Step::Delay(Duration::from_millis(
                 ms.parse().map_err(|_| error("milliseconds"))?,
             ))),
-            ("--test-exit", Some(n)) => script.end = End::Exit(n.parse().map_err(|_| error("an integer"))?),
+            ("--test-block-write", Some(spec)) => {
+                let (device, text) = spec.split_once(':').ok_or_else(|| error("NAME:TEXT"))?;
+                script.steps.push(Step::BlockWrite {
+                    device: device.to_string(),
+                    text: text.to_string(),
+                });
+            }
+            ("--test-block-read", Some(device)) => {
+                script.steps.push(Step::BlockRead(device.to_string()))
+            }
+            ("--test-exit", Some(n)) => {
+                script.end = End::Exit(n.parse().map_err(|_| error("an integer"))?)
+            }
             ("--test-abort", message) => script.end = End::Abort(message.map(str::to_string)),
             ("--test-signal", Some(sig)) => {
-                script.end = End::Signal(signals::parse_signal(sig).ok_or_else(|| error("a signal name or number"))?)
+                script.end = End::Signal(
+                    signals::parse_signal(sig).ok_or_else(|| error("a signal name or number"))?,
+                )
             }
             ("--test-crash", None) => script.end = End::Crash,
             ("--test-reject-name", None) => script.reject_name = true,
@@ -169,10 +200,14 @@ pub fn parse_script(words: &[String]) -> Result<Script, ArgError> {
             ("--ipv4-gateway" | "--ipv4-only" | "--ipv6" | "--ipv6-only", Some(_)) => {
                 script.steps.push(Step::Ignored(word.clone()))
             }
-            ("--ipv4", Some(cidr)) => script.ipv4.push((None, cidr.parse().map_err(|_| error("A.B.C.D/NN"))?)),
+            ("--ipv4", Some(cidr)) => script
+                .ipv4
+                .push((None, cidr.parse().map_err(|_| error("A.B.C.D/NN"))?)),
             (option, Some(cidr)) if option.starts_with("--ipv4-") => {
                 let net = option["--ipv4-".len()..].to_string();
-                script.ipv4.push((Some(net), cidr.parse().map_err(|_| error("A.B.C.D/NN"))?));
+                script
+                    .ipv4
+                    .push((Some(net), cidr.parse().map_err(|_| error("A.B.C.D/NN"))?));
             }
             _ => script.steps.push(Step::Ignored(word.clone())),
         }
@@ -190,6 +225,50 @@ pub struct NetDevice {
     pub mac: [u8; 6],
 }
 
+/// A block device as the guest gets it.
+pub struct BlockDevice {
+    /// Manifest name.
+    pub name: String,
+    /// The backing file, open read-write.
+    pub file: File,
+    /// Capacity in bytes.
+    pub capacity: u64,
+    /// Sector size in bytes.
+    pub sector_size: u16,
+}
+
+impl BlockDevice {
+    /// Writes `text` at offset 0, as one write of whole sectors (the rest of
+    /// the last sector zeroed), like `solo5_block_write`.
+    fn write_start(&self, text: &str) -> Result<(), String> {
+        let sector = usize::from(self.sector_size);
+        let len = text.len().div_ceil(sector).max(1) * sector;
+        if len as u64 > self.capacity {
+            return Err(format!(
+                "[{}] {} bytes do not fit the {}-byte block device",
+                self.name,
+                text.len(),
+                self.capacity
+            ));
+        }
+        let mut data = vec![0u8; len];
+        data[..text.len()].copy_from_slice(text.as_bytes());
+        self.file
+            .write_all_at(&data, 0)
+            .map_err(|err| format!("[{}] write failed: {err}", self.name))
+    }
+
+    /// The text in the first sector, up to the first NUL byte.
+    fn read_start(&self) -> Result<String, String> {
+        let mut sector = vec![0u8; usize::from(self.sector_size)];
+        self.file
+            .read_exact_at(&mut sector, 0)
+            .map_err(|err| format!("[{}] read failed: {err}", self.name))?;
+        let end = sector.iter().position(|&b| b == 0).unwrap_or(sector.len());
+        Ok(String::from_utf8_lossy(&sector[..end]).into_owned())
+    }
+}
+
 /// Everything the guest runs with.
 pub struct Guest {
     /// The console (stdout).
@@ -202,6 +281,8 @@ pub struct Guest {
     pub cmdline: String,
     /// Network devices in manifest order.
     pub nets: Vec<NetDevice>,
+    /// Block devices in manifest order.
+    pub blocks: Vec<BlockDevice>,
 }
 
 /// Runs the guest; it ends the process.
@@ -221,7 +302,11 @@ pub fn run(guest: Guest) -> ! {
             solo5_exit(console, EXIT_MIRAGE_ARGUMENT);
         }
     };
-    let argument_error = if script.cmdliner { EXIT_CMDLINER_PARSE } else { EXIT_MIRAGE_ARGUMENT };
+    let argument_error = if script.cmdliner {
+        EXIT_CMDLINER_PARSE
+    } else {
+        EXIT_MIRAGE_ARGUMENT
+    };
     if let Some(name) = &script.name {
         if script.reject_name || script.cmdliner {
             console.puts(&format!("{GUEST}: unknown option '--name'.\n"));
@@ -230,7 +315,9 @@ pub fn run(guest: Guest) -> ! {
         console.puts(&format!("{GUEST}: my name is {name}\n"));
     }
     if script.help {
-        console.puts(&format!("{GUEST}: the albatross test tender's guest ({VERSION}), see its README\n"));
+        console.puts(&format!(
+            "{GUEST}: the albatross test tender's guest ({VERSION}), see its README\n"
+        ));
         solo5_exit(console, if script.cmdliner { 0 } else { EXIT_MIRAGE_HELP });
     }
     // Devices without an address stay attached, so their taps stay busy.
@@ -251,6 +338,18 @@ pub fn run(guest: Guest) -> ! {
                 }
             }
             Step::Delay(duration) => thread::sleep(*duration),
+            Step::BlockWrite { device, text } => {
+                if let Err(message) = block(&guest.blocks, device).and_then(|b| b.write_start(text))
+                {
+                    abort(console, &message);
+                }
+            }
+            Step::BlockRead(device) => {
+                match block(&guest.blocks, device).and_then(BlockDevice::read_start) {
+                    Ok(text) => console.puts(&format!("[{device}] {text}\n")),
+                    Err(message) => abort(console, &message),
+                }
+            }
             Step::Ignored(word) => console.puts(&format!("{GUEST}: ignoring argument '{word}'\n")),
         }
     }
@@ -261,10 +360,7 @@ pub fn run(guest: Guest) -> ! {
             console.log(LogLevel::Info, "Solo5: solo5_abort() called");
             process::exit(EXIT_ABORT);
         }
-        End::Abort(Some(message)) => {
-            console.log(LogLevel::Error, &format!("Solo5: ABORT: {message}"));
-            process::exit(EXIT_ABORT);
-        }
+        End::Abort(Some(message)) => abort(console, message),
         End::Crash => crash(console, guest.personality),
         // A signal the process survives (ignored by default) changes nothing.
         End::Signal(sig) => signals::raise_on_self(*sig, guest.personality),
@@ -297,6 +393,20 @@ fn banner(console: &Console, personality: Personality, memory: u64) {
     ] {
         console.log(LogLevel::Info, &line);
     }
+}
+
+/// A failed assertion in the guest: `Solo5: ABORT: …`, status 255.
+fn abort(console: &Console, message: &str) -> ! {
+    console.log(LogLevel::Error, &format!("Solo5: ABORT: {message}"));
+    process::exit(EXIT_ABORT)
+}
+
+/// The block device the guest acquired as `name`.
+fn block<'a>(blocks: &'a [BlockDevice], name: &str) -> Result<&'a BlockDevice, String> {
+    blocks
+        .iter()
+        .find(|b| b.name == name)
+        .ok_or_else(|| format!("no block device '{name}'"))
 }
 
 /// `solo5_exit(code)`: the exit line, then the tender exits with the low
@@ -335,17 +445,26 @@ fn serve_networks(
     for (net, cidr) in ipv4 {
         let name = match net {
             Some(name) => name.clone(),
-            None => first.clone().ok_or("--ipv4 given, but the unikernel has no network device")?,
+            None => first
+                .clone()
+                .ok_or("--ipv4 given, but the unikernel has no network device")?,
         };
         if !nets.iter().any(|n| n.name == name) {
-            return Err(format!("--ipv4-{name} given, but there is no network device '{name}'"));
+            return Err(format!(
+                "--ipv4-{name} given, but there is no network device '{name}'"
+            ));
         }
         addresses.push((name, *cidr));
     }
     let mut silent = Vec::new();
     for device in nets {
         // The last address given for a device wins.
-        let Some(cidr) = addresses.iter().rev().find(|(name, _)| *name == device.name).map(|(_, c)| *c) else {
+        let Some(cidr) = addresses
+            .iter()
+            .rev()
+            .find(|(name, _)| *name == device.name)
+            .map(|(_, c)| *c)
+        else {
             silent.push(device);
             continue;
         };
@@ -363,15 +482,25 @@ fn serve_networks(
 
 fn respond_forever(console: &Console, device: NetDevice, cidr: Ipv4Cidr) {
     let fatal = |what: &str, err: std::io::Error| -> ! {
-        eprintln!("{}: Fatal error when {what}: {}", console.prog(), crate::devices::strerror(&err));
+        eprintln!(
+            "{}: Fatal error when {what}: {}",
+            console.prog(),
+            crate::devices::strerror(&err)
+        );
         process::exit(1)
     };
     announce(&device, cidr.addr).unwrap_or_else(|err| fatal("writing", err));
     let mut buffer = vec![0u8; FRAME_BUFFER];
     loop {
-        let len = device.tap.recv(&mut buffer).unwrap_or_else(|err| fatal("reading", err));
+        let len = device
+            .tap
+            .recv(&mut buffer)
+            .unwrap_or_else(|err| fatal("reading", err));
         if let Some(reply) = net::respond(&buffer[..len], device.mac, cidr) {
-            device.tap.send(&reply).unwrap_or_else(|err| fatal("writing", err));
+            device
+                .tap
+                .send(&reply)
+                .unwrap_or_else(|err| fatal("writing", err));
         }
     }
 }
@@ -392,7 +521,10 @@ mod tests {
     fn splitting() {
         assert_eq!(split_words(""), Vec::<String>::new());
         assert_eq!(split_words("a  b "), ["a", "b"]);
-        assert_eq!(split_words("--test-console=hello\\ world x"), ["--test-console=hello world", "x"]);
+        assert_eq!(
+            split_words("--test-console=hello\\ world x"),
+            ["--test-console=hello world", "x"]
+        );
         assert_eq!(split_words("a\\\\b"), ["a\\b"]);
     }
 
@@ -407,6 +539,8 @@ mod tests {
             "--ipv4=10.0.0.2/24",
             "--ipv4-service1=10.1.0.2/24",
             "--ipv4-gateway=10.0.0.1",
+            "--test-block-write=storage:a:b",
+            "--test-block-read=storage",
             "--frobnicate",
         ]))
         .unwrap();
@@ -417,6 +551,11 @@ mod tests {
                 Step::Lines(3),
                 Step::Delay(Duration::from_millis(5)),
                 Step::Ignored("--ipv4-gateway=10.0.0.1".into()),
+                Step::BlockWrite {
+                    device: "storage".into(),
+                    text: "a:b".into()
+                },
+                Step::BlockRead("storage".into()),
                 Step::Ignored("--frobnicate".into()),
             ]
         );
@@ -440,7 +579,10 @@ mod tests {
     #[test]
     fn bad_values() {
         let err = parse_script(&words(&["--test-exit=x"])).unwrap_err();
-        assert_eq!(err.to_string(), "option '--test-exit': invalid value 'x', expected an integer");
+        assert_eq!(
+            err.to_string(),
+            "option '--test-exit': invalid value 'x', expected an integer"
+        );
         assert!(parse_script(&words(&["--ipv4=10.0.0.2"])).is_err());
         assert!(parse_script(&words(&["--test-signal=NOPE"])).is_err());
         assert!(parse_script(&words(&["--test-lines=-1"])).is_err());

@@ -15,6 +15,8 @@ mod tender;
 
 fn main() {
     // Arguments that are not UTF-8 cannot name our test images or taps.
-    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     std::process::exit(tender::run(&argv));
 }

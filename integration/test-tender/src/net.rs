@@ -37,7 +37,11 @@ pub struct CidrError {
 
 impl fmt::Display for CidrError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "'{}' is not an IPv4 address with a prefix length (A.B.C.D/NN, NN at most 32)", self.text)
+        write!(
+            f,
+            "'{}' is not an IPv4 address with a prefix length (A.B.C.D/NN, NN at most 32)",
+            self.text
+        )
     }
 }
 
@@ -47,10 +51,16 @@ impl FromStr for Ipv4Cidr {
     type Err = CidrError;
 
     fn from_str(s: &str) -> Result<Ipv4Cidr, CidrError> {
-        let error = || CidrError { text: s.to_string() };
+        let error = || CidrError {
+            text: s.to_string(),
+        };
         let (addr, prefix) = s.split_once('/').ok_or_else(error)?;
         let addr = addr.parse().map_err(|_| error())?;
-        let prefix = prefix.parse().ok().filter(|&p: &u8| p <= 32).ok_or_else(error)?;
+        let prefix = prefix
+            .parse()
+            .ok()
+            .filter(|&p: &u8| p <= 32)
+            .ok_or_else(error)?;
         Ok(Ipv4Cidr { addr, prefix })
     }
 }
@@ -99,7 +109,12 @@ pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> Vec<u8> {
 
 fn arp_reply(arp: &[u8], mac: [u8; 6], cidr: Ipv4Cidr) -> Option<Vec<u8>> {
     // Ethernet/IPv4 ARP only: htype 1, ptype IPv4, hlen 6, plen 4.
-    if arp.len() < ARP_LEN || be16(arp, 0)? != 1 || be16(arp, 2)? != ETHERTYPE_IPV4 || arp[4] != 6 || arp[5] != 4 {
+    if arp.len() < ARP_LEN
+        || be16(arp, 0)? != 1
+        || be16(arp, 2)? != ETHERTYPE_IPV4
+        || arp[4] != 6
+        || arp[5] != 4
+    {
         return None;
     }
     if be16(arp, 6)? != ARP_REQUEST || ipv4_at(arp, 24)? != cidr.addr {
@@ -107,7 +122,9 @@ fn arp_reply(arp: &[u8], mac: [u8; 6], cidr: Ipv4Cidr) -> Option<Vec<u8>> {
     }
     let sender_mac: [u8; 6] = arp[8..14].try_into().ok()?;
     let sender_ip = ipv4_at(arp, 14)?;
-    Some(arp_frame(sender_mac, mac, ARP_REPLY, mac, cidr.addr, sender_mac, sender_ip))
+    Some(arp_frame(
+        sender_mac, mac, ARP_REPLY, mac, cidr.addr, sender_mac, sender_ip,
+    ))
 }
 
 fn arp_frame(
@@ -189,7 +206,12 @@ fn echo_reply(frame: &[u8], ip: &[u8], mac: [u8; 6], cidr: Ipv4Cidr) -> Option<V
 pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = data
         .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)])))
+        .map(|pair| {
+            u32::from(u16::from_be_bytes([
+                pair[0],
+                pair.get(1).copied().unwrap_or(0),
+            ]))
+        })
         .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -246,8 +268,14 @@ mod tests {
     fn cidr_parsing() {
         assert_eq!(cidr().to_string(), "10.0.0.2/24");
         assert_eq!(cidr().broadcast(), Ipv4Addr::new(10, 0, 0, 255));
-        assert_eq!("10.0.0.2/0".parse::<Ipv4Cidr>().unwrap().broadcast(), Ipv4Addr::BROADCAST);
-        assert_eq!("10.0.0.2/32".parse::<Ipv4Cidr>().unwrap().broadcast(), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(
+            "10.0.0.2/0".parse::<Ipv4Cidr>().unwrap().broadcast(),
+            Ipv4Addr::BROADCAST
+        );
+        assert_eq!(
+            "10.0.0.2/32".parse::<Ipv4Cidr>().unwrap().broadcast(),
+            Ipv4Addr::new(10, 0, 0, 2)
+        );
         for bad in ["10.0.0.2", "10.0.0/24", "10.0.0.2/33", "x/24", "10.0.0.2/"] {
             assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
         }
@@ -257,8 +285,8 @@ mod tests {
     fn checksum_of_known_header() {
         // RFC 1071 style example: a header with its checksum sums to zero.
         let header = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01,
-            0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
         ];
         assert_eq!(checksum(&header), 0);
         assert_eq!(checksum(&[0x01]), !0x0100);
@@ -266,7 +294,15 @@ mod tests {
 
     #[test]
     fn answers_arp_for_its_address_only() {
-        let mut request = arp_frame(BROADCAST_MAC, HOST, ARP_REQUEST, HOST, Ipv4Addr::new(10, 0, 0, 1), [0; 6], Ipv4Addr::new(10, 0, 0, 2));
+        let mut request = arp_frame(
+            BROADCAST_MAC,
+            HOST,
+            ARP_REQUEST,
+            HOST,
+            Ipv4Addr::new(10, 0, 0, 1),
+            [0; 6],
+            Ipv4Addr::new(10, 0, 0, 2),
+        );
         let reply = respond(&request, GUEST, cidr()).unwrap();
         assert_eq!(be16(&reply, 12), Some(ETHERTYPE_ARP));
         assert_eq!(&reply[0..6], &HOST);
@@ -293,9 +329,15 @@ mod tests {
             let icmp = &ip[20..];
             assert_eq!(icmp[0], ICMP_ECHO_REPLY);
             assert_eq!(checksum(icmp), 0);
-            assert_eq!(&icmp[4..], &[0x12, 0x34, 0, 1, b'a', b'b', b'c', b'd', b'e', b'f', b'g']);
+            assert_eq!(
+                &icmp[4..],
+                &[0x12, 0x34, 0, 1, b'a', b'b', b'c', b'd', b'e', b'f', b'g']
+            );
         }
-        assert_eq!(respond(&echo_request([10, 0, 0, 3], b""), GUEST, cidr()), None);
+        assert_eq!(
+            respond(&echo_request([10, 0, 0, 3], b""), GUEST, cidr()),
+            None
+        );
         let mut corrupt = echo_request([10, 0, 0, 2], b"x");
         *corrupt.last_mut().unwrap() ^= 1;
         assert_eq!(respond(&corrupt, GUEST, cidr()), None);

@@ -49,12 +49,14 @@ impl Personality {
     /// The usage text the real tender prints on stderr (`solo5-tender.md`
     /// §3.2, byte for byte, including the space after the module list).
     pub fn usage(self, prog: &str) -> String {
-        const NET: &str = "    --net:NAME=IFACE | @NN (attach tap at IFACE or at fd @NN as network NAME)\n  \
+        const NET: &str =
+            "    --net:NAME=IFACE | @NN (attach tap at IFACE or at fd @NN as network NAME)\n  \
                            [ --net-mac:NAME=HWADDR ] (set HWADDR for network NAME)\n";
         const BLOCK: &str = "    --block:NAME=PATH (attach block device/file at PATH as block storage NAME)\n  \
                              [ --block-sector-size:NAME=SECTORSIZE ] (set sector size for block device \
                              NAME; must be a power of two greater than or equal 512)\n";
-        const EXEC_HEAP: &str = "    --x-exec-heap (make the heap executable). WARNING: This option is \
+        const EXEC_HEAP: &str =
+            "    --x-exec-heap (make the heap executable). WARNING: This option is \
                                  dangerous and not recommended as it makes the heap and stack \
                                  executable.\n";
         let (module_options, core_and_modules, version_line, modules) = match self {
@@ -64,7 +66,12 @@ impl Personality {
                 "    --version (display version information)\n",
                 format!("{BLOCK}{NET}"),
             ),
-            Personality::Spt => ("", "core net block ", "", format!("{EXEC_HEAP}{NET}{BLOCK}")),
+            Personality::Spt => (
+                "",
+                "core net block ",
+                "",
+                format!("{EXEC_HEAP}{NET}{BLOCK}"),
+            ),
         };
         format!(
             "usage: {prog} [ CORE OPTIONS ]{module_options} [ -- ] KERNEL [ ARGS ]\n\
@@ -92,8 +99,14 @@ mod tests {
 
     #[test]
     fn chosen_by_program_name() {
-        assert_eq!(Personality::from_program("solo5-hvt"), Some(Personality::Hvt));
-        assert_eq!(Personality::from_program("solo5-spt.2"), Some(Personality::Spt));
+        assert_eq!(
+            Personality::from_program("solo5-hvt"),
+            Some(Personality::Hvt)
+        );
+        assert_eq!(
+            Personality::from_program("solo5-spt.2"),
+            Some(Personality::Spt)
+        );
         assert_eq!(Personality::from_program("test-tender"), None);
         assert_eq!(Personality::from_program("hvt-spt"), None);
     }
@@ -121,7 +134,10 @@ Compiled-in module options:
     fn spt_usage_differs_as_measured() {
         let usage = Personality::Spt.usage("solo5-spt");
         let lines: Vec<&str> = usage.lines().collect();
-        assert_eq!(lines[0], "usage: solo5-spt [ CORE OPTIONS ] [ -- ] KERNEL [ ARGS ]");
+        assert_eq!(
+            lines[0],
+            "usage: solo5-spt [ CORE OPTIONS ] [ -- ] KERNEL [ ARGS ]"
+        );
         assert!(!usage.contains("--version"));
         assert_eq!(lines[6], "Compiled-in modules: core net block ");
         assert!(lines[8].starts_with("    --x-exec-heap (make the heap executable)."));

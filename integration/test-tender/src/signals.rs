@@ -9,11 +9,11 @@ use std::process;
 use std::sync::Arc;
 use std::thread;
 
-use signal_hook::consts::signal::{
-    SIGABRT, SIGALRM, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGKILL, SIGPIPE, SIGQUIT,
-    SIGSTOP, SIGSYS, SIGTERM, SIGTRAP, SIGUSR1, SIGUSR2,
-};
 pub use signal_hook::consts::signal::SIGSEGV;
+use signal_hook::consts::signal::{
+    SIGABRT, SIGALRM, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGKILL, SIGPIPE,
+    SIGQUIT, SIGSTOP, SIGSYS, SIGTERM, SIGTRAP, SIGUSR1, SIGUSR2,
+};
 use signal_hook::iterator::Signals;
 use signal_hook::low_level;
 
@@ -49,7 +49,10 @@ pub fn parse_signal(text: &str) -> Option<i32> {
     }
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    NAMES.iter().find(|(n, _)| *n == name).map(|&(_, number)| number)
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, number)| number)
 }
 
 /// The signals the tender handles itself.
@@ -64,17 +67,19 @@ fn caught(personality: Personality) -> &'static [i32] {
 /// signals. A signal blocked at exec stays blocked, as with the real ones.
 pub fn install(personality: Personality, prog: Arc<str>) -> io::Result<()> {
     let mut signals = Signals::new(caught(personality))?;
-    thread::Builder::new().name("signals".into()).spawn(move || {
-        for signal in signals.forever() {
-            if signal == SIGPIPE {
-                // Default action: die of it.
-                let _ = low_level::emulate_default_handler(SIGPIPE);
-            } else {
-                eprintln!("{prog}: Exiting on signal {signal}");
-                process::exit(1);
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGPIPE {
+                    // Default action: die of it.
+                    let _ = low_level::emulate_default_handler(SIGPIPE);
+                } else {
+                    eprintln!("{prog}: Exiting on signal {signal}");
+                    process::exit(1);
+                }
             }
-        }
-    })?;
+        })?;
     Ok(())
 }
 

@@ -7,14 +7,14 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use albatross::solo5::{read_abi, read_manifest, ElfError, Manifest, NoteKind};
 use albatross::solo5::DeviceKind;
+use albatross::solo5::{read_abi, read_manifest, ElfError, Manifest, NoteKind};
 use tun_tap::Iface;
 
 use crate::cmdline::{self, OptionError, Pass1, TenderOption};
 use crate::console::{self, Console};
 use crate::devices::{self, strerror, Block};
-use crate::guest::{self, Guest, NetDevice};
+use crate::guest::{self, BlockDevice, Guest, NetDevice};
 use crate::personality::{Personality, ABI_VERSION};
 use crate::signals;
 
@@ -53,7 +53,10 @@ impl Failure {
     }
 
     fn invalid(reason: impl Into<String>, arg: &str) -> Failure {
-        Failure::InvalidOption { reason: Some(reason.into()), arg: arg.to_string() }
+        Failure::InvalidOption {
+            reason: Some(reason.into()),
+            arg: arg.to_string(),
+        }
     }
 }
 
@@ -92,7 +95,10 @@ impl Tender {
 /// guest runs, the guest ends the process.
 pub fn run(argv: &[String]) -> i32 {
     let program = argv.first().map(String::as_str).unwrap_or_default();
-    let base = Path::new(program).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = Path::new(program)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let Some(personality) = Personality::from_program(&base) else {
         eprintln!(
             "test-tender: cannot tell the target from the program name '{base}': call me through a \
@@ -100,7 +106,10 @@ pub fn run(argv: &[String]) -> i32 {
         );
         return 1;
     };
-    let tender = Tender { prog: Arc::from(base), personality };
+    let tender = Tender {
+        prog: Arc::from(base),
+        personality,
+    };
     let args = argv.get(1..).unwrap_or_default();
 
     let (kernel, options_end) = match cmdline::pass1(args) {
@@ -117,13 +126,24 @@ pub fn run(argv: &[String]) -> i32 {
             tender.usage();
             return 1;
         }
-        Pass1::Kernel { kernel, options_end } => (kernel, options_end),
+        Pass1::Kernel {
+            kernel,
+            options_end,
+        } => (kernel, options_end),
     };
     if let Err(err) = signals::install(personality, tender.prog.clone()) {
-        tender.warn(&format!("Could not install signal handler: {}", strerror(&err)));
+        tender.warn(&format!(
+            "Could not install signal handler: {}",
+            strerror(&err)
+        ));
         return 1;
     }
-    match prepare(&tender, &args[kernel], &args[..options_end], &args[kernel + 1..]) {
+    match prepare(
+        &tender,
+        &args[kernel],
+        &args[..options_end],
+        &args[kernel + 1..],
+    ) {
         Ok(guest) => guest::run(guest),
         Err(failure) => {
             tender.report(&failure);
@@ -145,7 +165,12 @@ struct Attached {
 }
 
 /// Everything between pass 1 and the guest.
-fn prepare(tender: &Tender, kernel: &str, options: &[String], guest_args: &[String]) -> Result<Guest, Failure> {
+fn prepare(
+    tender: &Tender,
+    kernel: &str,
+    options: &[String],
+    guest_args: &[String],
+) -> Result<Guest, Failure> {
     let personality = tender.personality;
     let (manifest, entry) = load_image(personality, kernel)?;
 
@@ -154,10 +179,17 @@ fn prepare(tender: &Tender, kernel: &str, options: &[String], guest_args: &[Stri
     let mut attached = Attached::default();
     for arg in options {
         let declared = |name: &str, kind: DeviceKind| {
-            if manifest.devices.iter().any(|d| d.name == name && d.kind == kind) {
+            if manifest
+                .devices
+                .iter()
+                .any(|d| d.name == name && d.kind == kind)
+            {
                 Ok(())
             } else {
-                Err(Failure::invalid(format!("Resource not declared in manifest: '{name}'"), arg))
+                Err(Failure::invalid(
+                    format!("Resource not declared in manifest: '{name}'"),
+                    arg,
+                ))
             }
         };
         match cmdline::parse_option(arg, personality) {
@@ -211,19 +243,49 @@ fn prepare(tender: &Tender, kernel: &str, options: &[String], guest_args: &[Stri
     }
 
     let mut nets = Vec::new();
-    for device in manifest.devices.iter().filter(|d| d.kind == DeviceKind::NetBasic) {
-        let Some(tap) = attached.nets.remove(&device.name) else { continue };
+    for device in manifest
+        .devices
+        .iter()
+        .filter(|d| d.kind == DeviceKind::NetBasic)
+    {
+        let Some(tap) = attached.nets.remove(&device.name) else {
+            continue;
+        };
         let mac = match attached.macs.get(&device.name) {
             Some(mac) if *mac != [0; 6] => *mac,
             _ => random_mac().map_err(|err| {
                 Failure::fatal(format!("Could not open /dev/urandom: {}", strerror(&err)))
             })?,
         };
-        nets.push(NetDevice { name: device.name.clone(), tap, mac });
+        nets.push(NetDevice {
+            name: device.name.clone(),
+            tap,
+            mac,
+        });
     }
-    // Block files and replaced taps stay open until the process ends, as
-    // in the real tenders; the guest never returns, so nothing is lost.
-    std::mem::forget(attached.blocks);
+    let mut blocks = Vec::new();
+    for device in manifest
+        .devices
+        .iter()
+        .filter(|d| d.kind == DeviceKind::BlockBasic)
+    {
+        let Some(block) = attached.blocks.remove(&device.name) else {
+            continue;
+        };
+        let sector_size = attached
+            .sector_sizes
+            .get(&device.name)
+            .copied()
+            .unwrap_or(DEFAULT_SECTOR_SIZE);
+        blocks.push(BlockDevice {
+            name: device.name.clone(),
+            file: block.file,
+            capacity: block.capacity,
+            sector_size,
+        });
+    }
+    // Replaced taps stay open (and busy) until the process ends, as in the
+    // real tenders; the guest never returns, so nothing is lost.
     std::mem::forget(attached.replaced_taps);
 
     let visible = match personality {
@@ -237,14 +299,15 @@ fn prepare(tender: &Tender, kernel: &str, options: &[String], guest_args: &[Stri
         memory: visible,
         cmdline: app_cmdline.to_string(),
         nets,
+        blocks,
     })
 }
 
 /// Opens KERNEL and checks its ABI note, then reads its manifest, before any
 /// device is touched. Returns the manifest and the ELF entry point.
 fn load_image(personality: Personality, kernel: &str) -> Result<(Manifest, u64), Failure> {
-    let mut file =
-        fs::File::open(kernel).map_err(|err| Failure::fatal(format!("{kernel}: Could not open: {}", strerror(&err))))?;
+    let mut file = fs::File::open(kernel)
+        .map_err(|err| Failure::fatal(format!("{kernel}: Could not open: {}", strerror(&err))))?;
     let mut image = Vec::new();
     if file.read_to_end(&mut image).is_err() {
         // pread_in_full's -1, printed as a size_t.
@@ -286,18 +349,26 @@ fn load_image(personality: Personality, kernel: &str) -> Result<(Manifest, u64),
     }
     let manifest = read_manifest(&image).map_err(image_error)?;
     // e_entry; read_abi has checked that the 64-byte ELF header is there.
-    let entry = image.get(24..32).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes);
+    let entry = image
+        .get(24..32)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
     Ok((manifest, entry))
 }
 
 fn not_for_target(personality: Personality, kernel: &str) -> String {
-    format!("{kernel}: Executable is not for the {} target", personality.tender_name())
+    format!(
+        "{kernel}: Executable is not for the {} target",
+        personality.tender_name()
+    )
 }
 
 /// The joined guest arguments must fit the tender's buffer.
 fn check_cmdline(cmdline: &str) -> Result<(), Failure> {
     if cmdline.len() > CMDLINE_MAX {
-        return Err(Failure::fatal(format!("Guest command line too long (max={CMDLINE_MAX} characters)")));
+        return Err(Failure::fatal(format!(
+            "Guest command line too long (max={CMDLINE_MAX} characters)"
+        )));
     }
     Ok(())
 }
@@ -323,7 +394,9 @@ fn check_memory(tender: &Tender, kernel: &str, memory: u64, entry: u64) -> Resul
             // spt maps guest memory up front; the kernel's overcommit
             // heuristic refuses more than RAM plus swap.
             if host_memory().is_some_and(|host| memory > host) {
-                return Err(Failure::fatal("Error allocating guest memory: Cannot allocate memory"));
+                return Err(Failure::fatal(
+                    "Error allocating guest memory: Cannot allocate memory",
+                ));
             }
             if entry < SPT_GUEST_MIN_BASE || entry >= memory {
                 return Err(Failure::fatal(format!(
@@ -343,7 +416,13 @@ fn host_memory() -> Option<u64> {
         meminfo
             .lines()
             .find_map(|line| line.strip_prefix(key))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
     };
     Some((kib("MemTotal:")? + kib("SwapTotal:").unwrap_or(0)) * 1024)
 }
@@ -352,8 +431,14 @@ fn host_memory() -> Option<u64> {
 /// multiple of its sector size (alignment is checked first, as upstream).
 fn check_blocks(manifest: &Manifest, attached: &Attached) -> Result<(), Failure> {
     for device in &manifest.devices {
-        let Some(block) = attached.blocks.get(&device.name) else { continue };
-        let size = attached.sector_sizes.get(&device.name).copied().unwrap_or(DEFAULT_SECTOR_SIZE);
+        let Some(block) = attached.blocks.get(&device.name) else {
+            continue;
+        };
+        let size = attached
+            .sector_sizes
+            .get(&device.name)
+            .copied()
+            .unwrap_or(DEFAULT_SECTOR_SIZE);
         let name = &device.name;
         if block.capacity % u64::from(size) != 0 {
             return Err(Failure::fatal(format!(
@@ -378,7 +463,12 @@ fn check_all_attached(manifest: &Manifest, attached: &Attached) -> Result<(), Fa
             DeviceKind::NetBasic => !attached.nets.contains_key(&d.name),
             DeviceKind::BlockBasic => !attached.blocks.contains_key(&d.name),
         })
-        .map(|d| format!("Device '{}' of type {} declared but not attached.", d.name, d.kind))
+        .map(|d| {
+            format!(
+                "Device '{}' of type {} declared but not attached.",
+                d.name, d.kind
+            )
+        })
         .collect();
     if lines.is_empty() {
         return Ok(());

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tun_tap::{Iface, Mode};
 
@@ -17,6 +17,7 @@ const IFF_TAP: u32 = 0x2;
 // Linux error numbers the real tender sets itself (the kernel's come back
 // from the ioctl as they are).
 const ENOENT: i32 = 2;
+const EBADF: i32 = 9;
 const EINVAL: i32 = 22;
 const ENAMETOOLONG: i32 = 36;
 const ENETDOWN: i32 = 100;
@@ -25,7 +26,18 @@ const ENETDOWN: i32 = 100;
 /// be short enough, exist (a missing name must not create a tap), be up,
 /// and be a tap; then TUNSETIFF(IFF_TAP|IFF_NO_PI) attaches to it, which
 /// fails with EBUSY while another process holds it.
+///
+/// The `@NN` form (an open tap fd) fails as upstream's does (§3.3): with
+/// "Success" for an open fd, EBADF for a closed one, EINVAL for junk.
 pub fn attach_tap(iface: &str) -> io::Result<Iface> {
+    if let Some(fd) = iface.strip_prefix('@') {
+        let code = match fd.parse::<u32>() {
+            Ok(fd) if Path::new(&format!("/proc/self/fd/{fd}")).exists() => 0,
+            Ok(_) => EBADF,
+            Err(_) => EINVAL,
+        };
+        return Err(io::Error::from_raw_os_error(code));
+    }
     if iface.len() >= IFNAMSIZ {
         return Err(io::Error::from_raw_os_error(ENAMETOOLONG));
     }
@@ -54,7 +66,7 @@ fn interface_dir(iface: &str) -> Option<PathBuf> {
 }
 
 /// A sysfs value such as `0x1003`.
-fn read_hex(path: &std::path::Path) -> Option<u32> {
+fn read_hex(path: &Path) -> Option<u32> {
     let text = fs::read_to_string(path).ok()?;
     let text = text.trim();
     u32::from_str_radix(text.strip_prefix("0x").unwrap_or(text), 16).ok()
@@ -120,6 +132,12 @@ mod tests {
         assert_eq!(strerror(&err), "File name too long");
         let err = attach_tap("no-such-tap0").unwrap_err();
         assert_eq!(strerror(&err), "No such file or directory");
+        assert_eq!(strerror(&attach_tap("@1").unwrap_err()), "Success");
+        assert_eq!(
+            strerror(&attach_tap("@999999").unwrap_err()),
+            "Bad file descriptor"
+        );
+        assert_eq!(strerror(&attach_tap("@x").unwrap_err()), "Invalid argument");
     }
 
     #[test]

@@ -24,7 +24,11 @@ pub struct Header {
 impl Header {
     /// A version-5 header with sequence 0, as clients send.
     pub fn new(name: Name) -> Header {
-        Header { version: WIRE_VERSION, sequence: 0, name }
+        Header {
+            version: WIRE_VERSION,
+            sequence: 0,
+            name,
+        }
     }
 }
 

@@ -8,3 +8,5 @@
 
 pub mod model;
 pub mod wire;
+pub mod cli;
+pub mod paths;

@@ -5,6 +5,7 @@
 
 pub mod der;
 pub mod frame;
+pub mod endpoint;
 pub mod types;
 
 pub use self::der::DecodeError;

@@ -1,1 +1,3 @@
+//! Codec benchmarks (filled in with the codec).
+
 fn main() {}

@@ -7,6 +7,7 @@
 //! command line that dispatches to the client and the daemon roles.
 
 pub mod model;
+pub mod solo5;
 pub mod wire;
 pub mod cli;
 pub mod paths;

@@ -4,6 +4,9 @@
 pub mod config;
 pub mod name;
 pub mod policy;
+pub mod resources;
+pub mod restart;
+pub mod tender;
 pub mod time;
 
 pub use config::{
@@ -11,5 +14,9 @@ pub use config::{
     UnikernelConfig, UnikernelInfo,
 };
 pub use name::{Label, Name, NameError, Path};
-pub use policy::Policy;
+pub use policy::{ExceedsPolicy, Policy, UnusablePolicy, UNLIMITED_UNIKERNELS};
+pub use resources::{
+    block_bytes, BlockAddError, BlockDevice, BlockSizeError, BlockUseError, PolicyError, Resources,
+    StartError, UnikernelError, UnikernelUsage, UnknownPolicy,
+};
 pub use time::Timestamp;

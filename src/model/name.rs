@@ -48,7 +48,10 @@ impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NameError::EmptyLabel { text } => {
-                write!(f, "invalid name {text:?}: empty label (labels are separated by single ':')")
+                write!(
+                    f,
+                    "invalid name {text:?}: empty label (labels are separated by single ':')"
+                )
             }
             NameError::LabelTooLong { label } => write!(
                 f,
@@ -64,7 +67,10 @@ impl fmt::Display for NameError {
             }
             NameError::EmptyName => write!(f, "invalid name: empty"),
             NameError::NoLabel { text } => {
-                write!(f, "{text:?} is a path, but a name with a label is needed here")
+                write!(
+                    f,
+                    "{text:?} is a path, but a name with a label is needed here"
+                )
             }
         }
     }
@@ -86,12 +92,17 @@ impl Label {
     pub fn parse_bytes(text: &[u8]) -> Result<Label, NameError> {
         let shown = || String::from_utf8_lossy(text).into_owned();
         if text.is_empty() {
-            return Err(NameError::EmptyLabel { text: String::new() });
+            return Err(NameError::EmptyLabel {
+                text: String::new(),
+            });
         }
         if text.len() > MAX_LABEL_LEN {
             return Err(NameError::LabelTooLong { label: shown() });
         }
-        if !text.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-') {
+        if !text
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-')
+        {
             return Err(NameError::BadCharacter { label: shown() });
         }
         if text[0] == b'-' {
@@ -184,7 +195,9 @@ impl Path {
 
     /// The labels after `prefix`, if `self` lies within `prefix`.
     pub fn strip_prefix(&self, prefix: &Path) -> Option<Path> {
-        self.0.strip_prefix(prefix.0.as_slice()).map(|rest| Path(rest.to_vec()))
+        self.0
+            .strip_prefix(prefix.0.as_slice())
+            .map(|rest| Path(rest.to_vec()))
     }
 
     /// Every strict ancestor, root first.
@@ -225,7 +238,10 @@ impl Name {
 
     /// A name denoting `label` inside `path`.
     pub fn new(path: Path, label: Label) -> Name {
-        Name { path, label: Some(label) }
+        Name {
+            path,
+            label: Some(label),
+        }
     }
 
     /// Parses the text form (§2.3).
@@ -242,7 +258,10 @@ impl Name {
                 let mut labels = Path::parse_bytes(text)?.0;
                 // A non-empty text not ending in ':' parses to at least one label.
                 let label = labels.pop().ok_or(NameError::EmptyName)?;
-                Ok(Name { path: Path(labels), label: Some(label) })
+                Ok(Name {
+                    path: Path(labels),
+                    label: Some(label),
+                })
             }
         }
     }
@@ -264,13 +283,18 @@ impl Name {
 
     /// The label, or an error naming this name when it is a path.
     pub fn require_label(&self) -> Result<&Label, NameError> {
-        self.label.as_ref().ok_or_else(|| NameError::NoLabel { text: self.to_string() })
+        self.label.as_ref().ok_or_else(|| NameError::NoLabel {
+            text: self.to_string(),
+        })
     }
 
     /// A name with the same path and another label: how a unikernel's
     /// block device is named (§2.4).
     pub fn sibling(&self, label: Label) -> Name {
-        Name { path: self.path.clone(), label: Some(label) }
+        Name {
+            path: self.path.clone(),
+            label: Some(label),
+        }
     }
 
     /// All labels including the name's own label: the key in a trie, whose
@@ -287,7 +311,10 @@ impl Name {
     /// This name relative to `prefix` (§2.4, "dropping a prefix"), if it
     /// lies within it.
     pub fn relative_to(&self, prefix: &Path) -> Option<Name> {
-        Some(Name { path: self.path.strip_prefix(prefix)?, label: self.label.clone() })
+        Some(Name {
+            path: self.path.strip_prefix(prefix)?,
+            label: self.label.clone(),
+        })
     }
 }
 
@@ -315,7 +342,10 @@ pub fn derived_mac(netif: &str, name: &Name) -> [u8; 6] {
 
 /// Formats a MAC as lowercase `xx:xx:xx:xx:xx:xx`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Parses `xx:xx:xx:xx:xx:xx` (hex digits of either case).
@@ -368,8 +398,14 @@ mod tests {
         assert_eq!(n.label().unwrap().as_str(), "my-unikernel.hello");
         assert_eq!(n.path().parent().unwrap().to_string(), "foo");
         let p = Path::parse("a:b:c").unwrap();
-        assert_eq!(name("a:b:c:d:e:foo").relative_to(&p).unwrap().to_string(), "d:e:foo");
-        assert_eq!(name("a:b:c:foo").relative_to(&p).unwrap().to_string(), ":foo");
+        assert_eq!(
+            name("a:b:c:d:e:foo").relative_to(&p).unwrap().to_string(),
+            "d:e:foo"
+        );
+        assert_eq!(
+            name("a:b:c:foo").relative_to(&p).unwrap().to_string(),
+            ":foo"
+        );
         let deep = Path::parse("a:b:c:d:e").unwrap();
         assert_eq!(name("a:b:c:d:e:").relative_to(&deep).unwrap(), Name::root());
     }
@@ -382,8 +418,14 @@ mod tests {
 
     #[test]
     fn mac_derivation() {
-        assert_eq!(format_mac(&derived_mac("service", &name(":hello"))), "00:80:41:cd:8a:eb");
-        assert_eq!(parse_mac("00:DE:ad:be:ef:00"), Some([0, 0xde, 0xad, 0xbe, 0xef, 0]));
+        assert_eq!(
+            format_mac(&derived_mac("service", &name(":hello"))),
+            "00:80:41:cd:8a:eb"
+        );
+        assert_eq!(
+            parse_mac("00:DE:ad:be:ef:00"),
+            Some([0, 0xde, 0xad, 0xbe, 0xef, 0])
+        );
         assert_eq!(parse_mac("00:de:ad:be:ef"), None);
         assert_eq!(parse_mac("00:de:ad:be:ef:00:11"), None);
         assert_eq!(parse_mac("0:de:ad:be:ef:00"), None);

@@ -158,14 +158,21 @@ impl Timestamp {
     /// `YYYYMMDDHH[MM[SS]][.f{1,3}][Z|±HHMM]`, the fraction read as an
     /// integer count of milliseconds.
     pub fn parse_generalized(text: &[u8]) -> Result<Timestamp, TimeError> {
-        let err = |reason| TimeError { text: String::from_utf8_lossy(text).into_owned(), reason };
+        let err = |reason| TimeError {
+            text: String::from_utf8_lossy(text).into_owned(),
+            reason,
+        };
         let mut p = Digits { s: text, pos: 0 };
         let year = p.take(4).ok_or_else(|| err("expected YYYYMMDDHH"))?;
         let month = p.take(2).ok_or_else(|| err("expected YYYYMMDDHH"))?;
         let day = p.take(2).ok_or_else(|| err("expected YYYYMMDDHH"))?;
         let hour = p.take(2).ok_or_else(|| err("expected YYYYMMDDHH"))?;
         let minute = p.take(2).unwrap_or(0);
-        let second = if p.pos == 12 { p.take(2).unwrap_or(0) } else { 0 };
+        let second = if p.pos == 12 {
+            p.take(2).unwrap_or(0)
+        } else {
+            0
+        };
         let mut millis = 0;
         if p.peek() == Some(b'.') {
             p.pos += 1;
@@ -203,7 +210,15 @@ impl Timestamp {
         if p.pos != text.len() {
             return Err(err("trailing characters"));
         }
-        let civil = Civil { year, month, day, hour, minute, second, millis };
+        let civil = Civil {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            millis,
+        };
         Timestamp::from_civil(civil, offset).ok_or_else(|| err("no such date or time"))
     }
 
@@ -211,11 +226,16 @@ impl Timestamp {
     /// case, a space allowed for `T`), or a bare date `YYYY-MM-DD` meaning
     /// midnight UTC. Fractions beyond milliseconds are cut.
     pub fn parse_rfc3339(text: &str) -> Result<Timestamp, TimeError> {
-        let err = |reason| TimeError { text: text.to_string(), reason };
+        let err = |reason| TimeError {
+            text: text.to_string(),
+            reason,
+        };
         let b = text.as_bytes();
         let mut p = Digits { s: b, pos: 0 };
         let field = |p: &mut Digits, n, sep: Option<u8>| -> Result<i64, TimeError> {
-            let v = p.take(n).ok_or_else(|| err("expected YYYY-MM-DDTHH:MM:SS and a zone"))?;
+            let v = p
+                .take(n)
+                .ok_or_else(|| err("expected YYYY-MM-DDTHH:MM:SS and a zone"))?;
             if let Some(sep) = sep {
                 if p.peek() != Some(sep) {
                     return Err(err("expected YYYY-MM-DDTHH:MM:SS and a zone"));
@@ -228,7 +248,15 @@ impl Timestamp {
         let month = field(&mut p, 2, Some(b'-'))?;
         let day = field(&mut p, 2, None)?;
         if p.pos == b.len() {
-            let civil = Civil { year, month, day, hour: 0, minute: 0, second: 0, millis: 0 };
+            let civil = Civil {
+                year,
+                month,
+                day,
+                hour: 0,
+                minute: 0,
+                second: 0,
+                millis: 0,
+            };
             return Timestamp::from_civil(civil, 0).ok_or_else(|| err("no such date"));
         }
         if !matches!(p.peek(), Some(b'T' | b't' | b' ')) {
@@ -278,7 +306,15 @@ impl Timestamp {
         if p.pos != b.len() {
             return Err(err("trailing characters"));
         }
-        let civil = Civil { year, month, day, hour, minute, second, millis };
+        let civil = Civil {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            millis,
+        };
         Timestamp::from_civil(civil, offset).ok_or_else(|| err("no such date or time"))
     }
 
@@ -316,7 +352,11 @@ impl Digits<'_> {
             return None;
         }
         self.pos += n;
-        Some(digits.iter().fold(0, |acc, d| acc * 10 + i64::from(d - b'0')))
+        Some(
+            digits
+                .iter()
+                .fold(0, |acc, d| acc * 10 + i64::from(d - b'0')),
+        )
     }
 }
 
@@ -352,7 +392,10 @@ mod tests {
     fn rfc3339() {
         let t = |s| Timestamp::parse_rfc3339(s).map(|t| t.to_generalized());
         assert_eq!(t("2025-08-22").unwrap(), "20250822000000Z");
-        assert_eq!(t("2025-08-22T13:04:43.123456+02:00").unwrap(), "20250822110443.123Z");
+        assert_eq!(
+            t("2025-08-22T13:04:43.123456+02:00").unwrap(),
+            "20250822110443.123Z"
+        );
         assert_eq!(t("2025-08-22T13:04:43.5Z").unwrap(), "20250822130443.500Z");
         assert_eq!(t("2025-08-22t13:04:43-00:00").unwrap(), "20250822130443Z");
         assert!(t("2025-08-22T13:04:43").is_err());
@@ -364,7 +407,14 @@ mod tests {
 
     #[test]
     fn civil_round_trip() {
-        for ms in [-62_167_219_200_000i64, -1, 0, 1, 951_782_400_000, 253_402_300_799_999] {
+        for ms in [
+            -62_167_219_200_000i64,
+            -1,
+            0,
+            1,
+            951_782_400_000,
+            253_402_300_799_999,
+        ] {
             let t = Timestamp(ms);
             assert_eq!(Timestamp::from_civil(t.civil(), 0), Some(t));
         }

@@ -109,7 +109,9 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::Malformed { what, detail } => write!(f, "malformed DER in {what}: {detail}"),
+            DecodeError::Malformed { what, detail } => {
+                write!(f, "malformed DER in {what}: {detail}")
+            }
             DecodeError::Missing { what } => write!(f, "{what} is missing"),
             DecodeError::UnexpectedTag { what, found } => {
                 write!(f, "unexpected tag 0x{found:02x} for {what}")
@@ -128,7 +130,10 @@ impl fmt::Display for DecodeError {
             DecodeError::NotUtf8 { what } => write!(f, "{what} is not valid UTF-8"),
             DecodeError::BadName(e) => write!(f, "{e}"),
             DecodeError::UnknownVersion(v) => {
-                write!(f, "unknown version number {v} (only wire version 5 is supported)")
+                write!(
+                    f,
+                    "unknown version number {v} (only wire version 5 is supported)"
+                )
             }
             DecodeError::Unsupported(what) => write!(f, "{what}"),
         }
@@ -176,7 +181,10 @@ impl<'a> Reader<'a> {
         if self.rest.is_empty() {
             return Err(DecodeError::Missing { what });
         }
-        let malformed = |e: der::Error| DecodeError::Malformed { what, detail: e.to_string() };
+        let malformed = |e: der::Error| DecodeError::Malformed {
+            what,
+            detail: e.to_string(),
+        };
         let mut r = der::SliceReader::new(self.rest).map_err(malformed)?;
         let header = der::Header::decode(&mut r).map_err(malformed)?;
         let body = r.read_slice(header.length).map_err(malformed)?;
@@ -303,17 +311,21 @@ impl<'a> Reader<'a> {
     /// 8 read as big-endian two's complement (§4.3).
     pub fn int64(&mut self, what: &'static str) -> DecodeResult<i64> {
         let body = self.octets(what)?;
-        let first: [u8; 8] = body
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(DecodeError::ShortInt64 { what, len: body.len() })?;
+        let first: [u8; 8] =
+            body.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(DecodeError::ShortInt64 {
+                    what,
+                    len: body.len(),
+                })?;
         Ok(i64::from_be_bytes(first))
     }
 
     /// A 6-byte MAC address in an OCTET STRING.
     pub fn mac(&mut self) -> DecodeResult<[u8; 6]> {
         let body = self.octets("MAC address")?;
-        body.try_into().map_err(|_| DecodeError::BadMac { len: body.len() })
+        body.try_into()
+            .map_err(|_| DecodeError::BadMac { len: body.len() })
     }
 
     /// A GeneralizedTime (§4.4).
@@ -336,7 +348,9 @@ fn decode_integer(body: &[u8]) -> Option<i64> {
     let mut bytes = [fill; 8];
     bytes[8 - body.len()..].copy_from_slice(body);
     let value = i64::from_be_bytes(bytes);
-    (OCAML_INT_MIN..=OCAML_INT_MAX).contains(&value).then_some(value)
+    (OCAML_INT_MIN..=OCAML_INT_MAX)
+        .contains(&value)
+        .then_some(value)
 }
 
 /// A value to be encoded: primitive contents or constructed children.
@@ -448,7 +462,10 @@ impl<'a> Node<'a> {
     }
 
     fn prim(tag: u8, body: impl Into<Cow<'a, [u8]>>) -> Node<'a> {
-        Node::Prim { tag, body: body.into() }
+        Node::Prim {
+            tag,
+            body: body.into(),
+        }
     }
 
     /// A minimal two's-complement INTEGER.
@@ -516,7 +533,10 @@ mod tests {
             (128, vec![0x02, 0x02, 0x00, 0x80]),
             (-1, vec![0x02, 0x01, 0xFF]),
             (-128, vec![0x02, 0x01, 0x80]),
-            (OCAML_INT_MAX, vec![0x02, 0x08, 0x3F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]),
+            (
+                OCAML_INT_MAX,
+                vec![0x02, 0x08, 0x3F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            ),
         ] {
             assert_eq!(Node::integer(v).to_vec(), enc);
             assert_eq!(Reader::new(&enc).integer("x"), Ok(v));
@@ -555,9 +575,18 @@ mod tests {
 
     #[test]
     fn int64_counters() {
-        assert_eq!(Reader::new(&[0x04, 0x08, 0, 0, 0, 0, 0, 0, 1, 2]).int64("c"), Ok(258));
-        assert_eq!(Reader::new(&[0x04, 0x09, 0, 0, 0, 0, 0, 0, 1, 2, 9]).int64("c"), Ok(258));
+        assert_eq!(
+            Reader::new(&[0x04, 0x08, 0, 0, 0, 0, 0, 0, 1, 2]).int64("c"),
+            Ok(258)
+        );
+        assert_eq!(
+            Reader::new(&[0x04, 0x09, 0, 0, 0, 0, 0, 0, 1, 2, 9]).int64("c"),
+            Ok(258)
+        );
         assert!(Reader::new(&[0x04, 0x02, 1, 2]).int64("c").is_err());
-        assert_eq!(Node::int64(-1).to_vec(), [&[0x04, 0x08][..], &[0xFF; 8]].concat());
+        assert_eq!(
+            Node::int64(-1).to_vec(),
+            [&[0x04, 0x08][..], &[0xFF; 8]].concat()
+        );
     }
 }

@@ -47,7 +47,10 @@ impl fmt::Display for FrameError {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max} bytes")
             }
             FrameError::Truncated { missing } => {
-                write!(f, "connection closed in the middle of a frame ({missing} bytes missing)")
+                write!(
+                    f,
+                    "connection closed in the middle of a frame ({missing} bytes missing)"
+                )
             }
             FrameError::Io(e) => write!(f, "i/o error: {e}"),
         }
@@ -74,7 +77,11 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<(), FrameError> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
-            Ok(0) => return Err(FrameError::Truncated { missing: buf.len() - filled }),
+            Ok(0) => {
+                return Err(FrameError::Truncated {
+                    missing: buf.len() - filled,
+                })
+            }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
@@ -117,7 +124,10 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, Fram
 /// The 4-byte prefix announcing `len` bytes.
 pub fn length_prefix(len: usize) -> io::Result<[u8; 4]> {
     i32::try_from(len).map(i32::to_be_bytes).map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("frame of {len} bytes is too large"))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("frame of {len} bytes is too large"),
+        )
     })
 }
 
@@ -142,22 +152,40 @@ mod tests {
         write_frame(&mut buf, b"hello").unwrap();
         write_end(&mut buf).unwrap();
         let mut r = &buf[..];
-        assert_eq!(read_frame(&mut r, 10).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            read_frame(&mut r, 10).unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
         assert_eq!(read_frame(&mut r, 10).unwrap(), None);
         // Negative lengths end a stream too.
-        assert_eq!(read_frame(&mut &[0xFF, 0xFF, 0xFF, 0xFF][..], 10).unwrap(), None);
+        assert_eq!(
+            read_frame(&mut &[0xFF, 0xFF, 0xFF, 0xFF][..], 10).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn limits_and_truncation() {
         let mut r = &[0, 0, 0, 11][..];
-        assert!(matches!(read_frame(&mut r, 10), Err(FrameError::TooLarge { len: 11, max: 10 })));
+        assert!(matches!(
+            read_frame(&mut r, 10),
+            Err(FrameError::TooLarge { len: 11, max: 10 })
+        ));
         let mut r = &[0, 0, 0, 5, b'a'][..];
-        assert!(matches!(read_frame(&mut r, 10), Err(FrameError::Truncated { missing: 4 })));
+        assert!(matches!(
+            read_frame(&mut r, 10),
+            Err(FrameError::Truncated { missing: 4 })
+        ));
         let mut r = &[0, 0][..];
-        assert!(matches!(read_frame(&mut r, 10), Err(FrameError::Truncated { missing: 2 })));
+        assert!(matches!(
+            read_frame(&mut r, 10),
+            Err(FrameError::Truncated { missing: 2 })
+        ));
         // A huge announced frame with no body allocates nothing big.
         let mut r = &[0x7F, 0xFF, 0xFF, 0xFF][..];
-        assert!(matches!(read_frame(&mut r, usize::MAX), Err(FrameError::Truncated { .. })));
+        assert!(matches!(
+            read_frame(&mut r, usize::MAX),
+            Err(FrameError::Truncated { .. })
+        ));
     }
 }

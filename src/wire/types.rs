@@ -24,7 +24,11 @@ pub struct Header {
 impl Header {
     /// A version-5 header with sequence 0, as clients send.
     pub fn new(name: Name) -> Header {
-        Header { version: WIRE_VERSION, sequence: 0, name }
+        Header {
+            version: WIRE_VERSION,
+            sequence: 0,
+            name,
+        }
     }
 }
 
@@ -219,7 +223,7 @@ pub enum Success {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Data {
     /// A statistics sample.
-    Stats(StatsData),
+    Stats(Box<StatsData>),
     /// A console line (raw bytes, as the unikernel wrote them).
     Console {
         /// When the line was read.

@@ -251,6 +251,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A CHOICE of EXPLICIT context tags: reads the next value, which must
+    /// carry a constructed `[n]`, and gives `n` and a reader over its
+    /// contents to `f`, which must consume them entirely.
+    pub fn choice<T>(
+        &mut self,
+        what: &'static str,
+        f: impl FnOnce(u8, &mut Reader<'a>) -> DecodeResult<T>,
+    ) -> DecodeResult<T> {
+        let tag = self.peek_tag().ok_or(DecodeError::Missing { what })?;
+        // Constructed context-specific with a single-byte tag number.
+        if tag & 0xE0 != 0xA0 || tag & 0x1F == 0x1F {
+            return Err(DecodeError::UnexpectedTag { what, found: tag });
+        }
+        self.nested(tag, what, |inner| f(tag & 0x1F, inner))
+    }
+
     /// Decodes every element of a SEQUENCE OF (or, with `tag` = [`SET`], a
     /// SET OF, whose order is kept as found).
     pub fn list_of<T>(

@@ -20,7 +20,7 @@
 //! Unambiguous prefixes of long options (which cmdliner accepts) are not
 //! supported: an option is recognised by its full name only.
 
-use argh::{CommandInfoWithArgs, FlagInfo, FlagInfoKind};
+use argh::{CommandInfoWithArgs, FlagInfo, FlagInfoKind, FromArgs};
 
 use super::error::CliError;
 
@@ -209,6 +209,17 @@ fn emit<'a>(
 /// argh's error text as one line: its lines trimmed and joined by spaces.
 pub fn one_line(text: &str) -> String {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// argh's help text for `T`, without trailing blank lines. argh lists
+/// `help` as a help trigger too; here only `--help` is one (a positional
+/// `help` is an ordinary argument, as with upstream's cmdliner).
+pub fn argh_help<T: FromArgs>(cmd: &[&str]) -> String {
+    let text = match T::from_args(cmd, &["--help"]) {
+        Err(early) => early.output,
+        Ok(_) => String::new(),
+    };
+    text.replace("--help, help      ", "--help            ").trim_end().to_string()
 }
 
 /// Width of the option column in help texts, as argh lays it out.

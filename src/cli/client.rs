@@ -184,10 +184,10 @@ fn compress(level: u32, data: Vec<u8>) -> Result<(bool, Vec<u8>), CliError> {
 fn check_manifest(path: &std::path::Path, image: &[u8], args: &UnikernelArguments) -> Result<(), CliError> {
     let info = crate::solo5::read_image_info(image)
         .map_err(|e| CliError::Invalid(format!("image {}: {e}", path.display())))?;
-    let blocks: Vec<&str> = args.blocks.iter().map(|b| b.name.as_str()).collect();
-    let nets: Vec<&str> = args.bridges.iter().map(|n| n.netif.as_str()).collect();
+    let blocks = args.blocks.iter().map(|b| b.name.as_str());
+    let nets = args.bridges.iter().map(|n| n.netif.as_str());
     info.manifest
-        .check_devices(&blocks, &nets)
+        .check_devices(blocks, nets)
         .map_err(|e| CliError::Invalid(format!("image {}: {e}", path.display())))
 }
 
@@ -396,7 +396,7 @@ impl Subcommand for AddPolicy {
         }
         let policy =
             Policy { unikernels: self.unikernels, cpuids, memory: self.mem, block: self.block, bridges };
-        policy.usable().map_err(|e| CliError::Invalid(e.to_string()))?;
+        policy.check_usable().map_err(|e| CliError::Invalid(e.to_string()))?;
         if policy.bridges.is_empty() {
             ctx.report.warn("policy without any network access");
         }
@@ -799,6 +799,8 @@ pub struct ClientCommand {
     pub name: &'static str,
     /// Whether it sends a wire command (and so makes sense as a request).
     pub sends_command: bool,
+    /// The subcommand this name is an alias of, if it is one.
+    pub alias_of: Option<&'static str>,
     /// Its one-line description.
     pub description: fn() -> &'static str,
     /// Its complete `--help` text, given the command path.
@@ -811,6 +813,7 @@ const fn entry<T: Subcommand>(name: &'static str, sends_command: bool) -> Client
     ClientCommand {
         name,
         sends_command,
+        alias_of: None,
         description: || T::get_args_info().description,
         help: help::<T>,
         run: run::<T>,
@@ -827,7 +830,7 @@ pub const COMMANDS: &[ClientCommand] = &[
     entry::<Update>("update", true),
     entry::<PolicyInfo>("policy", true),
     entry::<AddPolicy>("add-policy", true),
-    entry::<AddPolicy>("replace-policy", true),
+    ClientCommand { alias_of: Some("add-policy"), ..entry::<AddPolicy>("replace-policy", true) },
     entry::<RemovePolicy>("remove-policy", true),
     entry::<BlockInfo>("block", true),
     entry::<CreateBlock>("create-block", true),
@@ -848,11 +851,7 @@ pub const COMMANDS: &[ClientCommand] = &[
 
 /// The subcommand's own help, its common options and the exit statuses.
 fn help<T: Subcommand>(cmd: &[&str]) -> String {
-    let own = match T::from_args(cmd, &["--help"]) {
-        Err(early) => early.output,
-        Ok(_) => String::new(),
-    };
-    let mut text = own.trim_end().to_string();
+    let mut text = super::args::argh_help::<T>(cmd);
     text.push_str("\n\n");
     text.push_str(&super::args::options_section(
         "Common options",

@@ -93,11 +93,10 @@ pub struct CommonOptions {
     color: Option<String>,
 }
 
-/// The certificate options of remote mode and `--csr`.
+/// The certificate options of remote mode and `--csr` (parsed and
+/// validated now so that scripts fail early on bad values; the modes that
+/// use them come later).
 #[derive(Debug, Clone)]
-// Read by remote mode and --csr, which a later version implements; they
-// are parsed and validated now so scripts fail early on bad values.
-#[allow(dead_code)]
 pub struct CertOptions {
     /// CA certificate signing the command certificate.
     ca: PathBuf,
@@ -107,6 +106,19 @@ pub struct CertOptions {
     server_ca: PathBuf,
     /// Type of generated keys.
     key_type: KeyType,
+}
+
+impl CertOptions {
+    /// The settings, for debugging output.
+    pub fn describe(&self) -> String {
+        format!(
+            "CA {}, CA key {}, server CA {}, key type {:?}",
+            self.ca.display(),
+            self.ca_key.display(),
+            self.server_ca.display(),
+            self.key_type
+        )
+    }
 }
 
 /// Where a command goes.

@@ -247,11 +247,7 @@ impl DaemonRole for TlsEndpointArgs {
 
 /// The role's help: its own options and the logging options.
 pub fn help<T: DaemonRole>(cmd: &[&str]) -> String {
-    let own = match T::from_args(cmd, &["--help"]) {
-        Err(early) => early.output,
-        Ok(_) => String::new(),
-    };
-    let mut text = own.trim_end().to_string();
+    let mut text = super::args::argh_help::<T>(cmd);
     text.push_str("\n\n");
     text.push_str(&super::args::options_section(
         "Logging options",

@@ -151,10 +151,11 @@ impl Item {
         }
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> String {
         match self {
-            Item::Client(c) => (c.description)(),
-            Item::Daemon(_, d) => (d.description)(),
+            Item::Client(ClientCommand { alias_of: Some(of), .. }) => format!("alias of {of}"),
+            Item::Client(c) => (c.description)().to_string(),
+            Item::Daemon(_, d) => (d.description)().to_string(),
         }
     }
 
@@ -209,7 +210,7 @@ fn group(inv: &Invocation, cmd: &[&str], about: &str, items: &[Item], args: &[St
     let usage = || {
         let mut text = format!("Usage: {} <command> [<args>]\n\n{about}\n\nCommands:\n", cmd.join(" "));
         for item in items {
-            args::push_entry(&mut text, item.name(), item.description());
+            args::push_entry(&mut text, item.name(), &item.description());
         }
         text.push_str(&format!(
             "\nRun '{0} <command> --help' or '{0} help <command>' for a command's options.\n",

@@ -76,13 +76,19 @@ pub fn execute(ctx: &Context, requests: &[Request]) -> Result<Exit, CliError> {
             }
             Ok(exit)
         }
-        Mode::Remote(destination, _) => Err(CliError::NotImplemented(format!(
-            "remote mode (--destination {}:{}, TLS)",
-            destination.host, destination.port
-        ))),
-        Mode::Csr(_) => Err(CliError::NotImplemented(
-            "writing certificate signing requests (--csr)".to_string(),
-        )),
+        Mode::Remote(destination, certs) => {
+            ctx.report.debug(&certs.describe());
+            Err(CliError::NotImplemented(format!(
+                "remote mode (--destination {}:{}, TLS)",
+                destination.host, destination.port
+            )))
+        }
+        Mode::Csr(certs) => {
+            ctx.report.debug(&certs.describe());
+            Err(CliError::NotImplemented(
+                "writing certificate signing requests (--csr)".to_string(),
+            ))
+        }
     }
 }
 

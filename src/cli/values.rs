@@ -346,9 +346,11 @@ mod tests {
         assert_eq!(parse_destination("example.org").unwrap().port, 1025);
         let hp = parse_destination("10.0.0.1:4433").unwrap();
         assert_eq!((hp.host.as_str(), hp.port), ("10.0.0.1", 4433));
-        // The port is taken after the last ':', as upstream does.
-        let hp = parse_destination("::1").unwrap();
-        assert_eq!((hp.host.as_str(), hp.port), ("::", 1));
+        // The port is taken after the last ':', as upstream does: an IPv6
+        // literal needs an explicit port.
+        let hp = parse_destination("::1:4433").unwrap();
+        assert_eq!((hp.host.as_str(), hp.port), ("::1", 4433));
+        assert!(parse_destination("::1").is_err());
         assert_eq!(parse_destination("-:1025").unwrap().host, "-");
         assert!(parse_destination("host:port").is_err());
         assert!(parse_destination("bad_host").is_err());

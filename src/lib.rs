@@ -6,8 +6,8 @@
 //! the external formats, [`solo5`] reads unikernel images, and [`cli`] the
 //! command line that dispatches to the client and the daemon roles.
 
+pub mod cli;
 pub mod model;
+pub mod paths;
 pub mod solo5;
 pub mod wire;
-pub mod cli;
-pub mod paths;

@@ -9,21 +9,24 @@ use std::process::{Command, Output};
 use std::thread::JoinHandle;
 
 use albatross::model::{
-    BlockSpec, FailBehaviour, Name, NetSpec, Path as NamePath, Policy, Timestamp, Typ, UnikernelArguments,
-    UnikernelConfig,
+    BlockSpec, FailBehaviour, Name, NetSpec, Path as NamePath, Policy, Timestamp, Typ,
+    UnikernelArguments, UnikernelConfig,
 };
 use albatross::wire::frame::{read_frame, write_end, write_frame};
 use albatross::wire::state::encode_state;
 use albatross::wire::{
-    decode_wire, encode_wire, BlockCmd, Command as Cmd, ConsoleCmd, Data, Header, InfoVersion, Payload,
-    RUsage, SinceCount, StatsCmd, StatsData, Success, UnikernelCmd, Wire,
+    decode_wire, encode_wire, BlockCmd, Command as Cmd, ConsoleCmd, Data, Header, InfoVersion,
+    Payload, RUsage, SinceCount, StatsCmd, StatsData, Success, UnikernelCmd, Wire,
 };
 
 const MAX: usize = 1 << 26;
 
 /// A fresh directory for one test.
 fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("albatross-client-local-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "albatross-client-local-{}-{name}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -47,7 +50,11 @@ fn show(out: &Output) -> String {
 }
 
 /// Accepts `connections` connections on `path`, handing each to `serve`.
-fn daemon(path: &Path, connections: usize, serve: impl Fn(usize, UnixStream) + Send + 'static) -> JoinHandle<()> {
+fn daemon(
+    path: &Path,
+    connections: usize,
+    serve: impl Fn(usize, UnixStream) + Send + 'static,
+) -> JoinHandle<()> {
     let listener = UnixListener::bind(path).unwrap();
     std::thread::spawn(move || {
         for i in 0..connections {
@@ -62,7 +69,10 @@ fn receive(stream: &mut UnixStream) -> Wire {
 }
 
 fn send(stream: &mut UnixStream, header: &Header, payload: Payload) {
-    let wire = Wire { header: header.clone(), payload };
+    let wire = Wire {
+        header: header.clone(),
+        payload,
+    };
     write_frame(stream, &encode_wire(&wire).unwrap()).unwrap();
 }
 
@@ -77,7 +87,9 @@ fn receive_chunks(stream: &mut UnixStream) -> Vec<Vec<u8>> {
 
 fn inflate(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::ZlibDecoder::new(data).read_to_end(&mut out).unwrap();
+    flate2::read::ZlibDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -109,10 +121,20 @@ fn single_reply_is_printed() {
     let d = daemon(&sock, 1, |_, mut s| {
         let w = receive(&mut s);
         assert_eq!(w.header.name, name(":hello"));
-        assert_eq!(w.payload, Payload::Command(Cmd::Unikernel(UnikernelCmd::Info(InfoVersion::Current))));
-        send(&mut s, &w.header, Payload::Reply(Success::String("all fine".into())));
+        assert_eq!(
+            w.payload,
+            Payload::Command(Cmd::Unikernel(UnikernelCmd::Info(InfoVersion::Current)))
+        );
+        send(
+            &mut s,
+            &w.header,
+            Payload::Reply(Success::String("all fine".into())),
+        );
     });
-    let out = albatross(&dir, &["info", "-n", "hello", "--socket", sock.to_str().unwrap()]);
+    let out = albatross(
+        &dir,
+        &["info", "-n", "hello", "--socket", sock.to_str().unwrap()],
+    );
     d.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), ":hello: all fine\n");
@@ -124,9 +146,16 @@ fn failure_exits_117() {
     let sock = dir.join("vmmd.sock");
     let d = daemon(&sock, 1, |_, mut s| {
         let w = receive(&mut s);
-        send(&mut s, &w.header, Payload::Failure("destroy: not found".into()));
+        send(
+            &mut s,
+            &w.header,
+            Payload::Failure("destroy: not found".into()),
+        );
     });
-    let out = albatross(&dir, &["destroy", "hello", "--socket", sock.to_str().unwrap()]);
+    let out = albatross(
+        &dir,
+        &["destroy", "hello", "--socket", sock.to_str().unwrap()],
+    );
     d.join().unwrap();
     assert_eq!(out.status.code(), Some(117), "{}", show(&out));
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -144,7 +173,9 @@ fn connection_failure_exits_122() {
     // The default socket lives below --tmpdir.
     let out = albatross(&dir, &["info", "--tmpdir", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(122), "{}", show(&out));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("util/vmmd.sock"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("util/vmmd.sock"));
 }
 
 #[test]
@@ -172,15 +203,39 @@ fn console_reads_until_the_daemon_closes() {
     std::fs::create_dir_all(dir.join("util")).unwrap();
     let d = daemon(&dir.join("util/console.sock"), 1, |_, mut s| {
         let w = receive(&mut s);
-        assert_eq!(w.payload, Payload::Command(Cmd::Console(ConsoleCmd::Subscribe(SinceCount::Count(2)))));
-        send(&mut s, &w.header, Payload::Reply(Success::String("subscribed".into())));
+        assert_eq!(
+            w.payload,
+            Payload::Command(Cmd::Console(ConsoleCmd::Subscribe(SinceCount::Count(2))))
+        );
+        send(
+            &mut s,
+            &w.header,
+            Payload::Reply(Success::String("subscribed".into())),
+        );
         let header = Header::new(name(":foo"));
         for line in [&b"hello world"[..], b"bell\x07 and \x1b[1mbold\xff"] {
             let timestamp = Timestamp::parse_rfc3339("2025-08-22T13:04:43Z").unwrap();
-            send(&mut s, &header, Payload::Data(Data::Console { timestamp, line: line.to_vec() }));
+            send(
+                &mut s,
+                &header,
+                Payload::Data(Data::Console {
+                    timestamp,
+                    line: line.to_vec(),
+                }),
+            );
         }
     });
-    let out = albatross(&dir, &["console", "foo", "--count", "2", "--tmpdir", dir.to_str().unwrap()]);
+    let out = albatross(
+        &dir,
+        &[
+            "console",
+            "foo",
+            "--count",
+            "2",
+            "--tmpdir",
+            dir.to_str().unwrap(),
+        ],
+    );
     d.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(
@@ -198,9 +253,23 @@ fn stats_read_mode() {
     let d = daemon(&dir.join("util/stat.sock"), 1, |_, mut s| {
         let w = receive(&mut s);
         assert_eq!(w.payload, Payload::Command(Cmd::Stats(StatsCmd::Subscribe)));
-        send(&mut s, &w.header, Payload::Reply(Success::String("subscribed".into())));
-        let data = StatsData { rusage: RUsage { maxrss: 77, ..RUsage::default() }, ..StatsData::default() };
-        send(&mut s, &Header::new(name(":hello")), Payload::Data(Data::Stats(Box::new(data))));
+        send(
+            &mut s,
+            &w.header,
+            Payload::Reply(Success::String("subscribed".into())),
+        );
+        let data = StatsData {
+            rusage: RUsage {
+                maxrss: 77,
+                ..RUsage::default()
+            },
+            ..StatsData::default()
+        };
+        send(
+            &mut s,
+            &Header::new(name(":hello")),
+            Payload::Data(Data::Stats(Box::new(data))),
+        );
     });
     let out = albatross(&dir, &["stats", "--tmpdir", dir.to_str().unwrap()]);
     d.join().unwrap();
@@ -221,7 +290,10 @@ fn set_block_streams_chunks() {
         let expected = content.clone();
         let d = daemon(&sock, 1, move |_, mut s| {
             let w = receive(&mut s);
-            assert_eq!(w.payload, Payload::Command(Cmd::Block(BlockCmd::Set(compressed))));
+            assert_eq!(
+                w.payload,
+                Payload::Command(Cmd::Block(BlockCmd::Set(compressed)))
+            );
             let chunks = receive_chunks(&mut s);
             let data = chunks.concat();
             if compressed {
@@ -230,15 +302,30 @@ fn set_block_streams_chunks() {
                 assert!(chunks.iter().all(|c| c.len() <= 4096));
                 assert_eq!(data, expected);
             }
-            send(&mut s, &w.header, Payload::Reply(Success::String("set block device".into())));
+            send(
+                &mut s,
+                &w.header,
+                Payload::Reply(Success::String("set block device".into())),
+            );
         });
         let out = albatross(
             &dir,
-            &["set-block", "disk", file.to_str().unwrap(), "--compression-level", level, "--socket", sock.to_str().unwrap()],
+            &[
+                "set-block",
+                "disk",
+                file.to_str().unwrap(),
+                "--compression-level",
+                level,
+                "--socket",
+                sock.to_str().unwrap(),
+            ],
         );
         d.join().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), ":disk: set block device\n");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            ":disk: set block device\n"
+        );
     }
 }
 
@@ -252,17 +339,42 @@ fn create_block_with_data_uses_two_connections() {
         let w = receive(&mut s);
         if i == 0 {
             assert_eq!(w.payload, Payload::Command(Cmd::Block(BlockCmd::Add(3))));
-            send(&mut s, &w.header, Payload::Reply(Success::String("added block device".into())));
+            send(
+                &mut s,
+                &w.header,
+                Payload::Reply(Success::String("added block device".into())),
+            );
         } else {
-            assert_eq!(w.payload, Payload::Command(Cmd::Block(BlockCmd::Set(false))));
+            assert_eq!(
+                w.payload,
+                Payload::Command(Cmd::Block(BlockCmd::Set(false)))
+            );
             assert_eq!(receive_chunks(&mut s).concat(), b"initial content");
-            send(&mut s, &w.header, Payload::Reply(Success::String("set block device".into())));
+            send(
+                &mut s,
+                &w.header,
+                Payload::Reply(Success::String("set block device".into())),
+            );
         }
     });
-    let out = albatross(&dir, &["create-block", "disk", "3", "--data", file.to_str().unwrap(), "--socket", sock.to_str().unwrap()]);
+    let out = albatross(
+        &dir,
+        &[
+            "create-block",
+            "disk",
+            "3",
+            "--data",
+            file.to_str().unwrap(),
+            "--socket",
+            sock.to_str().unwrap(),
+        ],
+    );
     d.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), ":disk: added block device\n:disk: set block device\n");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        ":disk: added block device\n:disk: set block device\n"
+    );
 }
 
 #[test]
@@ -275,19 +387,46 @@ fn dump_block_writes_a_file() {
         let d = daemon(&sock, 1, move |_, mut s| {
             let w = receive(&mut s);
             let level = if compressed { 5 } else { 0 };
-            assert_eq!(w.payload, Payload::Command(Cmd::Block(BlockCmd::Dump(level))));
-            send(&mut s, &w.header, Payload::Reply(Success::BlockDeviceImage(compressed)));
-            let body = if compressed { deflate(&sent) } else { sent.clone() };
+            assert_eq!(
+                w.payload,
+                Payload::Command(Cmd::Block(BlockCmd::Dump(level)))
+            );
+            send(
+                &mut s,
+                &w.header,
+                Payload::Reply(Success::BlockDeviceImage(compressed)),
+            );
+            let body = if compressed {
+                deflate(&sent)
+            } else {
+                sent.clone()
+            };
             for piece in body.chunks(4096) {
-                send(&mut s, &w.header, Payload::Data(Data::BlockChunk(piece.to_vec())));
+                send(
+                    &mut s,
+                    &w.header,
+                    Payload::Data(Data::BlockChunk(piece.to_vec())),
+                );
             }
             send(&mut s, &w.header, Payload::Data(Data::BlockEof));
         });
         let level = if compressed { "5" } else { "0" };
-        let out = albatross(&dir, &["dump-block", "disk", "--compression-level", level, "--socket", sock.to_str().unwrap()]);
+        let out = albatross(
+            &dir,
+            &[
+                "dump-block",
+                "disk",
+                "--compression-level",
+                level,
+                "--socket",
+                sock.to_str().unwrap(),
+            ],
+        );
         d.join().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-        assert!(String::from_utf8(out.stdout).unwrap().starts_with(":disk: dumped to "));
+        assert!(String::from_utf8(out.stdout)
+            .unwrap()
+            .starts_with(":disk: dumped to "));
         assert_eq!(written_file(&dir, ":disk."), content);
     }
 }
@@ -298,10 +437,21 @@ fn dump_block_cut_short_exits_121() {
     let sock = dir.join("vmmd.sock");
     let d = daemon(&sock, 1, |_, mut s| {
         let w = receive(&mut s);
-        send(&mut s, &w.header, Payload::Reply(Success::BlockDeviceImage(false)));
-        send(&mut s, &w.header, Payload::Data(Data::BlockChunk(vec![1, 2, 3])));
+        send(
+            &mut s,
+            &w.header,
+            Payload::Reply(Success::BlockDeviceImage(false)),
+        );
+        send(
+            &mut s,
+            &w.header,
+            Payload::Data(Data::BlockChunk(vec![1, 2, 3])),
+        );
     });
-    let out = albatross(&dir, &["dump-block", "disk", "--socket", sock.to_str().unwrap()]);
+    let out = albatross(
+        &dir,
+        &["dump-block", "disk", "--socket", sock.to_str().unwrap()],
+    );
     d.join().unwrap();
     assert_eq!(out.status.code(), Some(121), "{}", show(&out));
 }
@@ -312,11 +462,31 @@ fn get_writes_the_uncompressed_image() {
     let sock = dir.join("vmmd.sock");
     let d = daemon(&sock, 1, |_, mut s| {
         let w = receive(&mut s);
-        assert_eq!(w.payload, Payload::Command(Cmd::Unikernel(UnikernelCmd::Get(9))));
+        assert_eq!(
+            w.payload,
+            Payload::Command(Cmd::Unikernel(UnikernelCmd::Get(9)))
+        );
         let image = deflate(b"an image");
-        send(&mut s, &w.header, Payload::Reply(Success::UnikernelImage { compressed: true, image }));
+        send(
+            &mut s,
+            &w.header,
+            Payload::Reply(Success::UnikernelImage {
+                compressed: true,
+                image,
+            }),
+        );
     });
-    let out = albatross(&dir, &["get", "Hello", "--compression-level", "9", "--socket", sock.to_str().unwrap()]);
+    let out = albatross(
+        &dir,
+        &[
+            "get",
+            "Hello",
+            "--compression-level",
+            "9",
+            "--socket",
+            sock.to_str().unwrap(),
+        ],
+    );
     d.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(written_file(&dir, ":hello."), b"an image");
@@ -352,19 +522,35 @@ fn inspect_dump_reads_every_layout() {
     let dir = test_dir("inspect");
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     for (file, names) in [
-        ("state_wire4_unikernel1.b64", [":foo.my.nice.unikernel", ":bar.hello"]),
-        ("state_wire5_unikernel3_path.b64", ["foo:my.nice.unikernel", "bar:hello"]),
-        ("state_wire5_unikernel3_with_mac.b64", ["bar:hello", "foo:hello"]),
+        (
+            "state_wire4_unikernel1.b64",
+            [":foo.my.nice.unikernel", ":bar.hello"],
+        ),
+        (
+            "state_wire5_unikernel3_path.b64",
+            ["foo:my.nice.unikernel", "bar:hello"],
+        ),
+        (
+            "state_wire5_unikernel3_with_mac.b64",
+            ["bar:hello", "foo:hello"],
+        ),
     ] {
         let state = dir.join(file.replace(".b64", ""));
-        std::fs::write(&state, b64(&std::fs::read_to_string(vectors.join(file)).unwrap())).unwrap();
+        std::fs::write(
+            &state,
+            b64(&std::fs::read_to_string(vectors.join(file)).unwrap()),
+        )
+        .unwrap();
         let out = albatross(&dir, &["inspect-dump", "--file", state.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert!(stdout.starts_with("parsed 4 unikernels:\n"), "{stdout}");
         assert!(stdout.contains("parsed 0 policies:\n"), "{stdout}");
         for n in names {
-            assert!(stdout.contains(&format!("\n{n}: typ solo5")), "{n} in {stdout}");
+            assert!(
+                stdout.contains(&format!("\n{n}: typ solo5")),
+                "{n} in {stdout}"
+            );
         }
     }
 }
@@ -379,15 +565,39 @@ fn current_state_files_with_dbdir_and_extract() {
         add_name: true,
         cpuids: vec![1],
         memory: 64,
-        blocks: vec![BlockSpec { name: "storage".into(), device: Some("disk".into()), sector_size: Some(4096) }],
-        bridges: vec![NetSpec { netif: "service".into(), bridge: None, mac: None }],
+        blocks: vec![BlockSpec {
+            name: "storage".into(),
+            device: Some("disk".into()),
+            sector_size: Some(4096),
+        }],
+        bridges: vec![NetSpec {
+            netif: "service".into(),
+            bridge: None,
+            mac: None,
+        }],
         argv: Some(vec!["--hello=Hi".into()]),
         cpus: 1,
         linux_boot_partition: None,
     };
     let unikernels = vec![
-        (name("tenant:web"), UnikernelConfig { typ: Typ::Solo5, compressed: true, image: deflate(&image), args: args.clone() }),
-        (name(":plain"), UnikernelConfig { typ: Typ::Solo5, compressed: false, image: image.clone(), args }),
+        (
+            name("tenant:web"),
+            UnikernelConfig {
+                typ: Typ::Solo5,
+                compressed: true,
+                image: deflate(&image),
+                args: args.clone(),
+            },
+        ),
+        (
+            name(":plain"),
+            UnikernelConfig {
+                typ: Typ::Solo5,
+                compressed: false,
+                image: image.clone(),
+                args,
+            },
+        ),
     ];
     let policies = vec![(
         NamePath::parse("tenant").unwrap(),
@@ -406,13 +616,19 @@ fn current_state_files_with_dbdir_and_extract() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("parsed 2 unikernels:\n"), "{stdout}");
     assert!(stdout.contains("tenant:web: typ solo5, image "), "{stdout}");
-    assert!(stdout.contains("blocks [storage:disk@4096], nets [service], argv [\"--hello=Hi\"]"), "{stdout}");
+    assert!(
+        stdout.contains("blocks [storage:disk@4096], nets [service], argv [\"--hello=Hi\"]"),
+        "{stdout}"
+    );
     assert!(stdout.contains("parsed 1 policies:\ntenant:: unikernels 2, memory 128 MB, cpuids 1, block 10 MB, bridges service\n"), "{stdout}");
 
     let out = albatross(&dir, &["extract-dump", "Tenant:Web", "--dbdir", d]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(written_file(&dir, "tenant:web."), image);
-    let out = albatross(&dir, &["extract-dump", ":plain", "--dbdir", d, "--file", "state"]);
+    let out = albatross(
+        &dir,
+        &["extract-dump", ":plain", "--dbdir", d, "--file", "state"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(written_file(&dir, ":plain."), image);
 

@@ -74,13 +74,19 @@ impl Spec {
             .iter()
             .filter(|f| allowed_common.contains(&f.long))
             .map(|f| opt_spec(f, Target::Common));
-        let opts = own_opts.chain(common_opts).filter(|o| o.long != "--help").collect();
+        let opts = own_opts
+            .chain(common_opts)
+            .filter(|o| o.long != "--help")
+            .collect();
         Spec { opts, aliases }
     }
 
     fn long(&self, name: &str) -> Option<&OptSpec> {
-        let name =
-            self.aliases.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, canon)| canon);
+        let name = self
+            .aliases
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, canon)| canon);
         self.opts.iter().find(|o| o.long == name)
     }
 
@@ -93,7 +99,10 @@ impl Spec {
             let name = long.split_once('=').map_or(long, |(n, _)| n);
             self.long(&format!("--{name}")).is_some()
         } else {
-            token.chars().nth(1).is_some_and(|c| self.short(c).is_some())
+            token
+                .chars()
+                .nth(1)
+                .is_some_and(|c| self.short(c).is_some())
         }
     }
 }
@@ -143,18 +152,33 @@ pub fn split(spec: &Spec, args: &[String]) -> Result<Split, CliError> {
                 None => (arg.clone(), None),
             };
             let opt = spec.long(&name).ok_or_else(|| unknown(&name))?;
-            emit(spec, &mut out, opt, opt.long.to_string(), &name, inline, &mut rest)?;
+            emit(
+                spec,
+                &mut out,
+                opt,
+                opt.long.to_string(),
+                &name,
+                inline,
+                &mut rest,
+            )?;
         } else {
             // A cluster of short options: switches, then possibly one option
             // whose value is the rest of the cluster or the next argument.
-            let mut chars = arg[1..].char_indices();
-            while let Some((i, c)) = chars.next() {
+            for (i, c) in arg[1..].char_indices() {
                 let shown = format!("-{c}");
                 let opt = spec.short(c).ok_or_else(|| unknown(&shown))?;
                 if opt.takes_value {
                     let glued = &arg[1 + i + c.len_utf8()..];
                     let inline = (!glued.is_empty()).then(|| glued.to_string());
-                    emit(spec, &mut out, opt, shown.clone(), &shown, inline, &mut rest)?;
+                    emit(
+                        spec,
+                        &mut out,
+                        opt,
+                        shown.clone(),
+                        &shown,
+                        inline,
+                        &mut rest,
+                    )?;
                     break;
                 }
                 emit(spec, &mut out, opt, shown.clone(), &shown, None, &mut rest)?;
@@ -182,7 +206,9 @@ fn emit<'a>(
     };
     if !opt.takes_value {
         if inline.is_some() {
-            return Err(CliError::Usage(format!("option '{shown}' cannot take an argument")));
+            return Err(CliError::Usage(format!(
+                "option '{shown}' cannot take an argument"
+            )));
         }
         list.push(canonical);
         return Ok(());
@@ -198,7 +224,11 @@ fn emit<'a>(
                 });
             }
             Some(next) => next.clone(),
-            None => return Err(CliError::Usage(format!("option '{shown}' needs an argument"))),
+            None => {
+                return Err(CliError::Usage(format!(
+                    "option '{shown}' needs an argument"
+                )))
+            }
         },
     };
     list.push(canonical);
@@ -208,7 +238,11 @@ fn emit<'a>(
 
 /// argh's error text as one line: its lines trimmed and joined by spaces.
 pub fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// argh's help text for `T`, without trailing blank lines. argh lists
@@ -219,7 +253,9 @@ pub fn argh_help<T: FromArgs>(cmd: &[&str]) -> String {
         Err(early) => early.output,
         Ok(_) => String::new(),
     };
-    text.replace("--help, help      ", "--help            ").trim_end().to_string()
+    text.replace("--help, help      ", "--help            ")
+        .trim_end()
+        .to_string()
 }
 
 /// Width of the option column in help texts, as argh lays it out.
@@ -231,7 +267,11 @@ const WRAP: usize = 80;
 /// argh's own "Options:" section.
 pub fn options_section(title: &str, info: &CommandInfoWithArgs, allowed: &[&str]) -> String {
     let mut out = format!("{title}:\n");
-    for flag in info.flags.iter().filter(|f| allowed.contains(&f.long) && !f.hidden) {
+    for flag in info
+        .flags
+        .iter()
+        .filter(|f| allowed.contains(&f.long) && !f.hidden)
+    {
         let mut name = String::new();
         if let Some(short) = flag.short {
             name.push_str(&format!("-{short}, "));
@@ -333,8 +373,27 @@ mod tests {
 
     #[test]
     fn equals_form_and_common_extraction() {
-        let s = run(&["foo", "--mem=-1", "--socket", "-", "--arg=--ipv4=10.0.0.2/24", "bar"]).unwrap();
-        assert_eq!(s.own, v(&["--mem", "-1", "--arg", "--ipv4=10.0.0.2/24", "--", "foo", "bar"]));
+        let s = run(&[
+            "foo",
+            "--mem=-1",
+            "--socket",
+            "-",
+            "--arg=--ipv4=10.0.0.2/24",
+            "bar",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.own,
+            v(&[
+                "--mem",
+                "-1",
+                "--arg",
+                "--ipv4=10.0.0.2/24",
+                "--",
+                "foo",
+                "bar"
+            ])
+        );
         assert_eq!(s.common, v(&["--socket", "-"]));
         assert!(!s.help);
         // The value of --arg is never taken for a common option.
@@ -347,9 +406,18 @@ mod tests {
     fn dash_values_need_the_equals_form() {
         assert_eq!(run(&["--mem", "-1"]).unwrap_err(), "unknown option '-1'");
         assert_eq!(run(&["--arg", "--x"]).unwrap_err(), "unknown option '--x'");
-        assert_eq!(run(&["--mem", "--force"]).unwrap_err(), "option '--mem' needs an argument");
-        assert_eq!(run(&["--mem"]).unwrap_err(), "option '--mem' needs an argument");
-        assert_eq!(run(&["--force=yes"]).unwrap_err(), "option '--force' cannot take an argument");
+        assert_eq!(
+            run(&["--mem", "--force"]).unwrap_err(),
+            "option '--mem' needs an argument"
+        );
+        assert_eq!(
+            run(&["--mem"]).unwrap_err(),
+            "option '--mem' needs an argument"
+        );
+        assert_eq!(
+            run(&["--force=yes"]).unwrap_err(),
+            "option '--force' cannot take an argument"
+        );
         assert_eq!(run(&["--bogus"]).unwrap_err(), "unknown option '--bogus'");
         assert_eq!(run(&["--bogus=1"]).unwrap_err(), "unknown option '--bogus'");
         assert_eq!(run(&["-5"]).unwrap_err(), "unknown option '-5'");
@@ -384,11 +452,29 @@ mod tests {
 
     #[test]
     fn argh_accepts_the_output() {
-        let s = run(&["x", "--mem=-1", "-fn", "Y", "--arg=-a", "--", "-"]).unwrap();
+        let s = run(&[
+            "x",
+            "--mem=-1",
+            "-fn",
+            "Y",
+            "--restart",
+            "-vv",
+            "--socket=-",
+            "--arg=-a",
+            "--",
+            "-",
+        ])
+        .unwrap();
         let own: Vec<&str> = s.own.iter().map(String::as_str).collect();
         let parsed = Own::from_args(&["t"], &own).unwrap();
         assert_eq!(parsed.mem, Some(-1));
         assert!(parsed.force);
+        assert!(parsed.restart_on_fail);
+        let common: Vec<&str> = s.common.iter().map(String::as_str).collect();
+        let common = Common::from_args(&["t"], &common).unwrap();
+        assert_eq!(common.socket.as_deref(), Some("-"));
+        assert_eq!(common.verbose, 2);
+        assert!(!common.quiet);
         assert_eq!(parsed.name.as_deref(), Some("Y"));
         assert_eq!(parsed.arg, v(&["-a"]));
         assert_eq!(parsed.rest, v(&["x", "-"]));

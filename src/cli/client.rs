@@ -17,7 +17,7 @@ use super::values::{
     parse_block_spec, parse_bridge_tap, parse_compression, parse_dir, parse_file, parse_http_host,
     parse_int, parse_name, parse_net_spec, parse_path, parse_since, parse_typ,
 };
-use super::{dump, Invocation};
+use super::{dump, Invocation, RunFn};
 use crate::model::{
     BlockSpec, FailBehaviour, Name, NetSpec, Path, Policy, Timestamp, Typ, UnikernelArguments,
     UnikernelConfig,
@@ -181,7 +181,11 @@ fn compress(level: u32, data: Vec<u8>) -> Result<(bool, Vec<u8>), CliError> {
 
 /// Checks that the image's Solo5 manifest declares exactly the block and
 /// network devices of the configuration (§10.2 step 5).
-fn check_manifest(path: &std::path::Path, image: &[u8], args: &UnikernelArguments) -> Result<(), CliError> {
+fn check_manifest(
+    path: &std::path::Path,
+    image: &[u8],
+    args: &UnikernelArguments,
+) -> Result<(), CliError> {
     let info = crate::solo5::read_image_info(image)
         .map_err(|e| CliError::Invalid(format!("image {}: {e}", path.display())))?;
     let blocks = args.blocks.iter().map(|b| b.name.as_str());
@@ -198,7 +202,9 @@ impl Subcommand for Create {
         let args = self.unikernel_arguments()?;
         let (compressed, image) = match (self.typ, &self.image) {
             (Typ::Solo5, None) => {
-                return Err(CliError::Invalid("an IMAGE is required for solo5 unikernels".to_string()))
+                return Err(CliError::Invalid(
+                    "an IMAGE is required for solo5 unikernels".to_string(),
+                ))
             }
             (Typ::Solo5, Some(path)) => {
                 let image = std::fs::read(path).map_err(|source| CliError::ReadFile {
@@ -211,14 +217,25 @@ impl Subcommand for Create {
             }
             (Typ::Bhyve, image) => {
                 if let Some(path) = image {
-                    ctx.report.warn(&format!("{} is not sent: bhyve boots from block device 0", path.display()));
+                    ctx.report.warn(&format!(
+                        "{} is not sent: bhyve boots from block device 0",
+                        path.display()
+                    ));
                 }
                 (false, Vec::new())
             }
         };
-        let config = UnikernelConfig { typ: self.typ, compressed, image, args };
-        let command =
-            if self.force { UnikernelCmd::ForceCreate(config) } else { UnikernelCmd::Create(config) };
+        let config = UnikernelConfig {
+            typ: self.typ,
+            compressed,
+            image,
+            args,
+        };
+        let command = if self.force {
+            UnikernelCmd::ForceCreate(config)
+        } else {
+            UnikernelCmd::Create(config)
+        };
         execute(ctx, &[Request::new(self.name, Command::Unikernel(command))])
     }
 }
@@ -233,7 +250,13 @@ struct Destroy {
 
 impl Subcommand for Destroy {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        execute(ctx, &[Request::new(self.name, Command::Unikernel(UnikernelCmd::Destroy))])
+        execute(
+            ctx,
+            &[Request::new(
+                self.name,
+                Command::Unikernel(UnikernelCmd::Destroy),
+            )],
+        )
     }
 }
 
@@ -257,8 +280,18 @@ impl Subcommand for Restart {
     const ALIASES: &'static [(&'static str, &'static str)] = RESTART_ALIAS;
 
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        let args = if self.replace_arguments { Some(self.unikernel_arguments()?) } else { None };
-        execute(ctx, &[Request::new(self.name, Command::Unikernel(UnikernelCmd::Restart(args)))])
+        let args = if self.replace_arguments {
+            Some(self.unikernel_arguments()?)
+        } else {
+            None
+        };
+        execute(
+            ctx,
+            &[Request::new(
+                self.name,
+                Command::Unikernel(UnikernelCmd::Restart(args)),
+            )],
+        )
     }
 }
 
@@ -266,7 +299,13 @@ impl Subcommand for Restart {
 #[derive(FromArgs, ArgsInfo)]
 struct Info {
     /// a unikernel, or a path ending in ':' for all below it (default: all)
-    #[argh(option, short = 'n', arg_name = "NAME", from_str_fn(parse_name), default = "Name::root()")]
+    #[argh(
+        option,
+        short = 'n',
+        arg_name = "NAME",
+        from_str_fn(parse_name),
+        default = "Name::root()"
+    )]
     name: Name,
 }
 
@@ -294,7 +333,13 @@ struct Get {
 impl Subcommand for Get {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
         let level = i64::from(ctx.compression(self.compression_level));
-        execute(ctx, &[Request::new(self.name, Command::Unikernel(UnikernelCmd::Get(level)))])
+        execute(
+            ctx,
+            &[Request::new(
+                self.name,
+                Command::Unikernel(UnikernelCmd::Get(level)),
+            )],
+        )
     }
 }
 
@@ -331,9 +376,13 @@ impl Subcommand for Update {
 
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
         if matches!(ctx.mode, Mode::Csr(_)) {
-            return Err(CliError::Invalid("update with CSR not supported".to_string()));
+            return Err(CliError::Invalid(
+                "update with CSR not supported".to_string(),
+            ));
         }
-        Err(CliError::NotImplemented("update (fetching unikernels over HTTP)".to_string()))
+        Err(CliError::NotImplemented(
+            "update (fetching unikernels over HTTP)".to_string(),
+        ))
     }
 }
 
@@ -341,7 +390,13 @@ impl Subcommand for Update {
 #[derive(FromArgs, ArgsInfo)]
 struct PolicyInfo {
     /// the path (default: the root, i.e. all policies)
-    #[argh(option, short = 'p', arg_name = "PATH", from_str_fn(parse_path), default = "Path::root()")]
+    #[argh(
+        option,
+        short = 'p',
+        arg_name = "PATH",
+        from_str_fn(parse_path),
+        default = "Path::root()"
+    )]
     path: Path,
 }
 
@@ -385,7 +440,11 @@ impl Subcommand for AddPolicy {
         &[("--size", "--block"), ("--bridge", "--network")];
 
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        let cpus = if self.cpu.is_empty() { vec![0] } else { self.cpu };
+        let cpus = if self.cpu.is_empty() {
+            vec![0]
+        } else {
+            self.cpu
+        };
         let cpuids: BTreeSet<i64> = cpus.iter().copied().collect();
         if cpuids.len() != cpus.len() {
             ctx.report.warn("CPUids is not a set");
@@ -394,9 +453,16 @@ impl Subcommand for AddPolicy {
         if bridges.len() != self.network.len() {
             ctx.report.warn("Bridges is not a set");
         }
-        let policy =
-            Policy { unikernels: self.unikernels, cpuids, memory: self.mem, block: self.block, bridges };
-        policy.check_usable().map_err(|e| CliError::Invalid(e.to_string()))?;
+        let policy = Policy {
+            unikernels: self.unikernels,
+            cpuids,
+            memory: self.mem,
+            block: self.block,
+            bridges,
+        };
+        policy
+            .check_usable()
+            .map_err(|e| CliError::Invalid(e.to_string()))?;
         if policy.bridges.is_empty() {
             ctx.report.warn("policy without any network access");
         }
@@ -409,7 +475,13 @@ impl Subcommand for AddPolicy {
 #[derive(FromArgs, ArgsInfo)]
 struct RemovePolicy {
     /// the path (default: the root)
-    #[argh(option, short = 'p', arg_name = "PATH", from_str_fn(parse_path), default = "Path::root()")]
+    #[argh(
+        option,
+        short = 'p',
+        arg_name = "PATH",
+        from_str_fn(parse_path),
+        default = "Path::root()"
+    )]
     path: Path,
 }
 
@@ -425,13 +497,21 @@ impl Subcommand for RemovePolicy {
 struct BlockInfo {
     /// a block device, or a path ending in ':' for all below it (default:
     /// all)
-    #[argh(option, arg_name = "NAME", from_str_fn(parse_name), default = "Name::root()")]
+    #[argh(
+        option,
+        arg_name = "NAME",
+        from_str_fn(parse_name),
+        default = "Name::root()"
+    )]
     name: Name,
 }
 
 impl Subcommand for BlockInfo {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        execute(ctx, &[Request::new(self.name, Command::Block(BlockCmd::Info))])
+        execute(
+            ctx,
+            &[Request::new(self.name, Command::Block(BlockCmd::Info))],
+        )
     }
 }
 
@@ -458,15 +538,24 @@ struct CreateBlock {
 
 impl Subcommand for CreateBlock {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        let mut requests = vec![Request::new(self.name.clone(), Command::Block(BlockCmd::Add(self.size)))];
+        let mut requests = vec![Request::new(
+            self.name.clone(),
+            Command::Block(BlockCmd::Add(self.size)),
+        )];
         if let Some(path) = self.data {
             let limit = self
                 .size
                 .checked_mul(1 << 20)
                 .filter(|l| *l > 0)
-                .ok_or_else(|| CliError::Invalid(format!("block size of {} MB is out of range", self.size)))?;
+                .ok_or_else(|| {
+                    CliError::Invalid(format!("block size of {} MB is out of range", self.size))
+                })?;
             let len = std::fs::metadata(&path)
-                .map_err(|source| CliError::ReadFile { what: "data file", path: path.clone(), source })?
+                .map_err(|source| CliError::ReadFile {
+                    what: "data file",
+                    path: path.clone(),
+                    source,
+                })?
                 .len();
             if u64::try_from(limit).is_ok_and(|limit| len > limit) {
                 return Err(CliError::Invalid(format!(
@@ -510,7 +599,15 @@ struct SetBlock {
 
 impl Subcommand for SetBlock {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        execute(ctx, &[set_request(ctx, self.name, self.file, self.compression_level)])
+        execute(
+            ctx,
+            &[set_request(
+                ctx,
+                self.name,
+                self.file,
+                self.compression_level,
+            )],
+        )
     }
 }
 
@@ -531,7 +628,13 @@ struct DumpBlock {
 impl Subcommand for DumpBlock {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
         let level = i64::from(ctx.compression(self.compression_level));
-        execute(ctx, &[Request::new(self.name, Command::Block(BlockCmd::Dump(level)))])
+        execute(
+            ctx,
+            &[Request::new(
+                self.name,
+                Command::Block(BlockCmd::Dump(level)),
+            )],
+        )
     }
 }
 
@@ -545,7 +648,10 @@ struct DestroyBlock {
 
 impl Subcommand for DestroyBlock {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        execute(ctx, &[Request::new(self.name, Command::Block(BlockCmd::Remove))])
+        execute(
+            ctx,
+            &[Request::new(self.name, Command::Block(BlockCmd::Remove))],
+        )
     }
 }
 
@@ -568,8 +674,16 @@ struct Console {
 
 impl Subcommand for Console {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        let from = self.since.map_or(SinceCount::Count(self.count), SinceCount::Since);
-        execute(ctx, &[Request::new(self.name, Command::Console(ConsoleCmd::Subscribe(from)))])
+        let from = self
+            .since
+            .map_or(SinceCount::Count(self.count), SinceCount::Since);
+        execute(
+            ctx,
+            &[Request::new(
+                self.name,
+                Command::Console(ConsoleCmd::Subscribe(from)),
+            )],
+        )
     }
 }
 
@@ -577,7 +691,13 @@ impl Subcommand for Console {
 #[derive(FromArgs, ArgsInfo)]
 struct InactiveConsoles {
     /// the path (default: the root)
-    #[argh(option, short = 'p', arg_name = "PATH", from_str_fn(parse_path), default = "Path::root()")]
+    #[argh(
+        option,
+        short = 'p',
+        arg_name = "PATH",
+        from_str_fn(parse_path),
+        default = "Path::root()"
+    )]
     path: Path,
 }
 
@@ -592,13 +712,22 @@ impl Subcommand for InactiveConsoles {
 #[derive(FromArgs, ArgsInfo)]
 struct Stats {
     /// a unikernel, or a path ending in ':' (default: all)
-    #[argh(option, short = 'n', arg_name = "NAME", from_str_fn(parse_name), default = "Name::root()")]
+    #[argh(
+        option,
+        short = 'n',
+        arg_name = "NAME",
+        from_str_fn(parse_name),
+        default = "Name::root()"
+    )]
     name: Name,
 }
 
 impl Subcommand for Stats {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        execute(ctx, &[Request::new(self.name, Command::Stats(StatsCmd::Subscribe))])
+        execute(
+            ctx,
+            &[Request::new(self.name, Command::Stats(StatsCmd::Subscribe))],
+        )
     }
 }
 
@@ -619,13 +748,23 @@ struct StatsAdd {
     bridge: Vec<(String, String)>,
 
     /// name of the unikernel (default: the root)
-    #[argh(option, short = 'n', arg_name = "NAME", from_str_fn(parse_name), default = "Name::root()")]
+    #[argh(
+        option,
+        short = 'n',
+        arg_name = "NAME",
+        from_str_fn(parse_name),
+        default = "Name::root()"
+    )]
     name: Name,
 }
 
 impl Subcommand for StatsAdd {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        let command = StatsCmd::Add { vmmdev: self.vmmdev, pid: self.pid, network: self.bridge };
+        let command = StatsCmd::Add {
+            vmmdev: self.vmmdev,
+            pid: self.pid,
+            network: self.bridge,
+        };
         execute(ctx, &[Request::new(self.name, Command::Stats(command))])
     }
 }
@@ -634,13 +773,22 @@ impl Subcommand for StatsAdd {
 #[derive(FromArgs, ArgsInfo)]
 struct StatsRemove {
     /// name of the unikernel (default: the root)
-    #[argh(option, short = 'n', arg_name = "NAME", from_str_fn(parse_name), default = "Name::root()")]
+    #[argh(
+        option,
+        short = 'n',
+        arg_name = "NAME",
+        from_str_fn(parse_name),
+        default = "Name::root()"
+    )]
     name: Name,
 }
 
 impl Subcommand for StatsRemove {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        execute(ctx, &[Request::new(self.name, Command::Stats(StatsCmd::Remove))])
+        execute(
+            ctx,
+            &[Request::new(self.name, Command::Stats(StatsCmd::Remove))],
+        )
     }
 }
 
@@ -660,14 +808,20 @@ struct Certificate {
 }
 
 impl Subcommand for Certificate {
-    const COMMON: &'static [&'static str] =
-        &["--destination", "--server-ca", "--verbose", "--quiet", "--verbosity", "--color"];
+    const COMMON: &'static [&'static str] = &[
+        "--destination",
+        "--server-ca",
+        "--verbose",
+        "--quiet",
+        "--verbosity",
+        "--color",
+    ];
 
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
         match &ctx.mode {
-            Mode::Remote(..) => {
-                Err(CliError::NotImplemented("certificate (commands over TLS)".to_string()))
-            }
+            Mode::Remote(..) => Err(CliError::NotImplemented(
+                "certificate (commands over TLS)".to_string(),
+            )),
             _ => Err(CliError::Invalid("no destination provided".to_string())),
         }
     }
@@ -704,7 +858,9 @@ impl Subcommand for Sign {
     const COMMON: &'static [&'static str] = common::LOGGING;
 
     fn run(self, _ctx: &Context) -> Result<Exit, CliError> {
-        Err(CliError::NotImplemented("sign (certificate signing)".to_string()))
+        Err(CliError::NotImplemented(
+            "sign (certificate signing)".to_string(),
+        ))
     }
 }
 
@@ -735,11 +891,18 @@ struct Generate {
 }
 
 impl Subcommand for Generate {
-    const COMMON: &'static [&'static str] =
-        &["--key-type", "--verbose", "--quiet", "--verbosity", "--color"];
+    const COMMON: &'static [&'static str] = &[
+        "--key-type",
+        "--verbose",
+        "--quiet",
+        "--verbosity",
+        "--color",
+    ];
 
     fn run(self, _ctx: &Context) -> Result<Exit, CliError> {
-        Err(CliError::NotImplemented("generate (certificate authority creation)".to_string()))
+        Err(CliError::NotImplemented(
+            "generate (certificate authority creation)".to_string(),
+        ))
     }
 }
 
@@ -761,7 +924,10 @@ impl Subcommand for InspectDump {
     const COMMON: &'static [&'static str] = common::LOGGING;
 
     fn run(self, _ctx: &Context) -> Result<Exit, CliError> {
-        dump::inspect(&dump::state_path(self.file.as_deref(), self.dbdir.as_deref()))
+        dump::inspect(&dump::state_path(
+            self.file.as_deref(),
+            self.dbdir.as_deref(),
+        ))
     }
 }
 
@@ -806,7 +972,7 @@ pub struct ClientCommand {
     /// Its complete `--help` text, given the command path.
     pub help: fn(&[&str]) -> String,
     /// Parses the arguments after the name and runs it.
-    pub run: fn(&Invocation, &[&str], &[String]) -> Result<Exit, CliError>,
+    pub run: RunFn,
 }
 
 const fn entry<T: Subcommand>(name: &'static str, sends_command: bool) -> ClientCommand {
@@ -830,7 +996,10 @@ pub const COMMANDS: &[ClientCommand] = &[
     entry::<Update>("update", true),
     entry::<PolicyInfo>("policy", true),
     entry::<AddPolicy>("add-policy", true),
-    ClientCommand { alias_of: Some("add-policy"), ..entry::<AddPolicy>("replace-policy", true) },
+    ClientCommand {
+        alias_of: Some("add-policy"),
+        ..entry::<AddPolicy>("replace-policy", true)
+    },
     entry::<RemovePolicy>("remove-policy", true),
     entry::<BlockInfo>("block", true),
     entry::<CreateBlock>("create-block", true),

@@ -43,7 +43,12 @@ pub struct CommonOptions {
     socket: Option<String>,
 
     /// remote albatross TLS endpoint, HOST[:PORT] (default port 1025)
-    #[argh(option, short = 'd', arg_name = "HOST[:PORT]", from_str_fn(parse_destination))]
+    #[argh(
+        option,
+        short = 'd',
+        arg_name = "HOST[:PORT]",
+        from_str_fn(parse_destination)
+    )]
     destination: Option<HostPort>,
 
     /// write a key and a certificate signing request for the command
@@ -142,7 +147,10 @@ pub struct Reporter {
 impl Reporter {
     /// A reporter for program `prog` at `level`.
     pub fn new(prog: &str, level: Level) -> Reporter {
-        Reporter { prog: prog.to_string(), level }
+        Reporter {
+            prog: prog.to_string(),
+            level,
+        }
     }
 
     fn emit(&self, level: Level, tag: &str, msg: &str) {
@@ -201,7 +209,9 @@ impl CommonOptions {
         let certs = CertOptions {
             ca: self.ca.unwrap_or_else(|| PathBuf::from("ca.pem")),
             ca_key: self.ca_key.unwrap_or_else(|| PathBuf::from("ca.key")),
-            server_ca: self.server_ca.unwrap_or_else(|| PathBuf::from("cacert.pem")),
+            server_ca: self
+                .server_ca
+                .unwrap_or_else(|| PathBuf::from("cacert.pem")),
             key_type: self.key_type.unwrap_or(KeyType::Ed25519),
         };
         let mode = match (self.csr || forced_csr, self.destination, self.socket) {

@@ -11,7 +11,9 @@ use argh::{ArgsInfo, FromArgs};
 
 use super::common::LOGGING;
 use super::error::CliError;
-use super::values::{parse_dir, parse_file, parse_influx, parse_int, parse_name, parse_path, HostPort};
+use super::values::{
+    parse_dir, parse_file, parse_influx, parse_int, parse_name, parse_path, HostPort,
+};
 use super::Invocation;
 use crate::model::{Name, Path};
 
@@ -90,7 +92,12 @@ pub struct StatsArgs {
     influx: Option<HostPort>,
 
     /// seconds between two samples, at least 1 (default: 10)
-    #[argh(option, arg_name = "SECONDS", from_str_fn(parse_positive), default = "10")]
+    #[argh(
+        option,
+        arg_name = "SECONDS",
+        from_str_fn(parse_positive),
+        default = "10"
+    )]
     interval: i64,
 
     /// also gather bhyve's VMM counters (FreeBSD)
@@ -107,7 +114,13 @@ pub struct InfluxArgs {
     influx: Option<HostPort>,
 
     /// the unikernel or path to export (default: all)
-    #[argh(option, short = 'n', arg_name = "NAME", from_str_fn(parse_name), default = "Name::root()")]
+    #[argh(
+        option,
+        short = 'n',
+        arg_name = "NAME",
+        from_str_fn(parse_name),
+        default = "Name::root()"
+    )]
     name: Name,
 
     /// tag measurements with the full name instead of the label
@@ -215,7 +228,9 @@ fn parse_positive(text: &str) -> Result<i64, String> {
     if n >= 1 {
         Ok(n)
     } else {
-        Err(format!("invalid value '{text}', expected a number of at least 1"))
+        Err(format!(
+            "invalid value '{text}', expected a number of at least 1"
+        ))
     }
 }
 
@@ -238,7 +253,8 @@ impl DaemonRole for TlsEndpointArgs {
     fn validate(&self) -> Result<(), CliError> {
         if self.systemd_socket_activation && self.port.is_some() {
             return Err(CliError::Usage(
-                "the options --systemd-socket-activation and --port are mutually exclusive".to_string(),
+                "the options --systemd-socket-activation and --port are mutually exclusive"
+                    .to_string(),
             ));
         }
         Ok(())

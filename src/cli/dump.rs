@@ -19,7 +19,9 @@ pub fn state_path(file: Option<&str>, dbdir: Option<&Path>) -> PathBuf {
     if file.contains('/') {
         PathBuf::from(file)
     } else {
-        dbdir.map_or_else(default_dbdir, Path::to_path_buf).join(file)
+        dbdir
+            .map_or_else(default_dbdir, Path::to_path_buf)
+            .join(file)
     }
 }
 
@@ -29,9 +31,8 @@ fn read_state(path: &Path) -> Result<StateFile, CliError> {
         path: path.to_path_buf(),
         source,
     })?;
-    decode_state(&bytes).map_err(|e| {
-        CliError::Invalid(format!("couldn't parse dump file {}: {e}", path.display()))
-    })
+    decode_state(&bytes)
+        .map_err(|e| CliError::Invalid(format!("couldn't parse dump file {}: {e}", path.display())))
 }
 
 /// Prints every unikernel and policy of the state file.
@@ -44,7 +45,12 @@ pub fn inspect(path: &Path) -> Result<Exit, CliError> {
     }
     writeln!(out, "parsed {} policies:", state.policies.len())?;
     for (path, policy) in &state.policies {
-        writeln!(out, "{}: {}", Name::of_path(path.clone()), output::policy(policy))?;
+        writeln!(
+            out,
+            "{}: {}",
+            Name::of_path(path.clone()),
+            output::policy(policy)
+        )?;
     }
     Ok(Exit::Success)
 }
@@ -57,7 +63,9 @@ pub fn extract(ctx: &Context, path: &Path, name: &Name) -> Result<Exit, CliError
         .unikernels
         .iter()
         .find(|(n, _)| n == name)
-        .ok_or_else(|| CliError::Invalid(format!("unikernel {name} not found in {}", path.display())))?;
+        .ok_or_else(|| {
+            CliError::Invalid(format!("unikernel {name} not found in {}", path.display()))
+        })?;
     let file = write_image(ctx, name, config.compressed, &config.image)?;
     let mut out = io::stdout().lock();
     writeln!(out, "dumped image to {}", file.display())?;
@@ -71,9 +79,18 @@ mod tests {
 
     #[test]
     fn file_names() {
-        assert_eq!(state_path(None, Some(Path::new("/x"))), PathBuf::from("/x/state"));
-        assert_eq!(state_path(Some("old"), Some(Path::new("/x"))), PathBuf::from("/x/old"));
-        assert_eq!(state_path(Some("./old"), Some(Path::new("/x"))), PathBuf::from("./old"));
+        assert_eq!(
+            state_path(None, Some(Path::new("/x"))),
+            PathBuf::from("/x/state")
+        );
+        assert_eq!(
+            state_path(Some("old"), Some(Path::new("/x"))),
+            PathBuf::from("/x/old")
+        );
+        assert_eq!(
+            state_path(Some("./old"), Some(Path::new("/x"))),
+            PathBuf::from("./old")
+        );
         assert_eq!(state_path(None, None), default_dbdir().join("state"));
     }
 }

@@ -53,15 +53,30 @@ impl Exit {
     /// Every status with its meaning, for `--help`.
     pub const ALL: [(Exit, &'static str); 10] = [
         (Exit::Success, "success"),
-        (Exit::ChainFailure, "the local certificate chain could not be validated against --server-ca"),
-        (Exit::RemoteCommandFailed, "the daemon answered with a failure"),
+        (
+            Exit::ChainFailure,
+            "the local certificate chain could not be validated against --server-ca",
+        ),
+        (
+            Exit::RemoteCommandFailed,
+            "the daemon answered with a failure",
+        ),
         (Exit::HttpFailed, "an HTTP interaction failed (update)"),
         (Exit::LocalAuthFailed, "the server rejected our certificate"),
-        (Exit::RemoteAuthFailed, "the server's certificate is not trusted"),
-        (Exit::CommunicationFailed, "reading or writing failed, or --socket - printed the message"),
+        (
+            Exit::RemoteAuthFailed,
+            "the server's certificate is not trusted",
+        ),
+        (
+            Exit::CommunicationFailed,
+            "reading or writing failed, or --socket - printed the message",
+        ),
         (Exit::ConnectFailed, "the connection could not be made"),
         (Exit::CliError, "command-line or validation error"),
-        (Exit::InternalError, "internal error, or a mode not implemented in this version"),
+        (
+            Exit::InternalError,
+            "internal error, or a mode not implemented in this version",
+        ),
     ];
 }
 
@@ -143,7 +158,9 @@ impl fmt::Display for CliError {
             CliError::ReadFile { what, path, source } => {
                 write!(f, "cannot read {what} {}: {source}", path.display())
             }
-            CliError::NotImplemented(what) => write!(f, "{what} is not implemented in this version"),
+            CliError::NotImplemented(what) => {
+                write!(f, "{what} is not implemented in this version")
+            }
             CliError::Connect { path, source } => {
                 write!(f, "couldn't connect to {}: {source}", path.display())
             }

@@ -30,7 +30,13 @@ pub fn render(data: &[u8]) -> String {
         while out.len() - start < ASCII_COLUMN {
             out.push(' ');
         }
-        out.extend(line.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }));
+        out.extend(line.iter().map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        }));
         out.push('\n');
     }
     out.push('\n');

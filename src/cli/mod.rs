@@ -70,7 +70,11 @@ pub const NAMES: &[(&str, Via, Role)] = &[
     ("albatross_client_local", Via::Program, Role::Client),
     ("albatross_client_remote_tls", Via::Program, Role::Client),
     ("albatross_client_bistro", Via::Program, Role::Client),
-    ("albatross_provision_request", Via::Program, Role::ProvisionRequest),
+    (
+        "albatross_provision_request",
+        Via::Program,
+        Role::ProvisionRequest,
+    ),
     ("albatross_provision_ca", Via::Program, Role::ProvisionCa),
     ("albatrossd", Via::Program, Role::Daemon),
     ("albatross-console", Via::Program, Role::Console),
@@ -102,12 +106,18 @@ pub struct Invocation {
     pub forced_csr: bool,
 }
 
+/// Runs a client subcommand: invocation, command path, arguments after it.
+pub(crate) type RunFn = fn(&Invocation, &[&str], &[String]) -> Result<Exit, CliError>;
+
+/// Runs a daemon role; the last argument names the role in messages.
+type RoleRunFn = fn(&Invocation, &[&str], &[String], &'static str) -> Result<Exit, CliError>;
+
 /// A daemon role's entry points.
 struct DaemonFns {
     role: &'static str,
     description: fn() -> &'static str,
     help: fn(&[&str]) -> String,
-    run: fn(&Invocation, &[&str], &[String], &'static str) -> Result<Exit, CliError>,
+    run: RoleRunFn,
 }
 
 impl DaemonFns {
@@ -153,7 +163,9 @@ impl Item {
 
     fn description(&self) -> String {
         match self {
-            Item::Client(ClientCommand { alias_of: Some(of), .. }) => format!("alias of {of}"),
+            Item::Client(ClientCommand {
+                alias_of: Some(of), ..
+            }) => format!("alias of {of}"),
             Item::Client(c) => (c.description)().to_string(),
             Item::Daemon(_, d) => (d.description)().to_string(),
         }
@@ -191,7 +203,12 @@ pub(crate) fn parse<T: FromArgs + ArgsInfo>(
     aliases: &'static [(&'static str, &'static str)],
     help: fn(&[&str]) -> String,
 ) -> Result<Option<(T, CommonOptions)>, CliError> {
-    let spec = args::Spec::new(&T::get_args_info(), &CommonOptions::get_args_info(), common, aliases);
+    let spec = args::Spec::new(
+        &T::get_args_info(),
+        &CommonOptions::get_args_info(),
+        common,
+        aliases,
+    );
     let split = args::split(&spec, arguments)?;
     if split.help {
         print(&help(cmd));
@@ -206,9 +223,18 @@ pub(crate) fn parse<T: FromArgs + ArgsInfo>(
 }
 
 /// A set of subcommands under one program name.
-fn group(inv: &Invocation, cmd: &[&str], about: &str, items: &[Item], args: &[String]) -> Result<Exit, CliError> {
+fn group(
+    inv: &Invocation,
+    cmd: &[&str],
+    about: &str,
+    items: &[Item],
+    args: &[String],
+) -> Result<Exit, CliError> {
     let usage = || {
-        let mut text = format!("Usage: {} <command> [<args>]\n\n{about}\n\nCommands:\n", cmd.join(" "));
+        let mut text = format!(
+            "Usage: {} <command> [<args>]\n\n{about}\n\nCommands:\n",
+            cmd.join(" ")
+        );
         for item in items {
             args::push_entry(&mut text, item.name(), &item.description());
         }
@@ -221,7 +247,10 @@ fn group(inv: &Invocation, cmd: &[&str], about: &str, items: &[Item], args: &[St
     let find = |name: &str| items.iter().find(|i| i.name() == name);
     let unknown = |name: &str| {
         let names: Vec<&str> = items.iter().map(Item::name).collect();
-        CliError::Usage(format!("unknown command '{name}', must be one of {}", names.join(", ")))
+        CliError::Usage(format!(
+            "unknown command '{name}', must be one of {}",
+            names.join(", ")
+        ))
     };
     let Some(first) = args.first() else {
         print(&usage());
@@ -256,7 +285,11 @@ fn group(inv: &Invocation, cmd: &[&str], about: &str, items: &[Item], args: &[St
 }
 
 fn client_items(filter: impl Fn(&ClientCommand) -> bool) -> Vec<Item> {
-    COMMANDS.iter().filter(|c| filter(c)).map(Item::Client).collect()
+    COMMANDS
+        .iter()
+        .filter(|c| filter(c))
+        .map(Item::Client)
+        .collect()
 }
 
 const CLIENT_ABOUT: &str = "albatross client: sends a command to a local albatross daemon (default, \
@@ -267,13 +300,22 @@ fn run_role(inv: &Invocation, role: Role, cmd: &[&str], args: &[String]) -> Resu
     match role {
         Role::Client => group(inv, cmd, CLIENT_ABOUT, &client_items(|_| true), args),
         Role::ProvisionRequest => {
-            let inv = Invocation { forced_csr: true, ..inv.clone() };
+            let inv = Invocation {
+                forced_csr: true,
+                ..inv.clone()
+            };
             let about = "writes a key and a certificate signing request for a command (as --csr).";
             group(&inv, cmd, about, &client_items(|c| c.sends_command), args)
         }
         Role::ProvisionCa => {
             let about = "certificate authority operations: sign requests, generate a CA.";
-            group(inv, cmd, about, &client_items(|c| matches!(c.name, "sign" | "generate")), args)
+            group(
+                inv,
+                cmd,
+                about,
+                &client_items(|c| matches!(c.name, "sign" | "generate")),
+                args,
+            )
         }
         daemon_role => match daemon_role.daemon() {
             Some(d) => (d.run)(inv, cmd, args, d.role),
@@ -285,10 +327,14 @@ fn run_role(inv: &Invocation, role: Role, cmd: &[&str], args: &[String]) -> Resu
 /// `albatross <subcommand>`: every client subcommand and the daemon roles.
 fn run_multi(inv: &Invocation, args: &[String]) -> Result<Exit, CliError> {
     let mut items = client_items(|_| true);
-    items.extend(NAMES.iter().filter(|(_, via, _)| *via == Via::Subcommand).filter_map(
-        |(name, _, role)| role.daemon().map(|d| Item::Daemon(name, d)),
-    ));
-    let about = "albatross: orchestrates MirageOS/Solo5 unikernels. The client subcommands talk to \
+    items.extend(
+        NAMES
+            .iter()
+            .filter(|(_, via, _)| *via == Via::Subcommand)
+            .filter_map(|(name, _, role)| role.daemon().map(|d| Item::Daemon(name, d))),
+    );
+    let about =
+        "albatross: orchestrates MirageOS/Solo5 unikernels. The client subcommands talk to \
 the daemons; daemon, console-daemon, stats-daemon, log-daemon, influx, tls-endpoint and tls-inetd \
 run the daemon roles (also reachable as albatrossd, albatross-console, ... through links).";
     group(inv, &[inv.prog.as_str()], about, &items, args)
@@ -312,9 +358,14 @@ pub fn main() -> ExitCode {
         .and_then(|n| n.to_str())
         .unwrap_or("albatross")
         .to_string();
-    let inv = Invocation { prog: prog.clone(), forced_csr: false };
+    let inv = Invocation {
+        prog: prog.clone(),
+        forced_csr: false,
+    };
     let rest = arguments.get(1..).unwrap_or_default();
-    let role = NAMES.iter().find(|(name, via, _)| *via == Via::Program && *name == prog);
+    let role = NAMES
+        .iter()
+        .find(|(name, via, _)| *via == Via::Program && *name == prog);
     let result = match role {
         Some((_, _, role)) => run_role(&inv, *role, &[prog.as_str()], rest),
         None => run_multi(&inv, rest),

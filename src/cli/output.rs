@@ -48,7 +48,10 @@ fn fail_behaviour(f: &FailBehaviour) -> String {
 fn argv(args: &Option<Vec<String>>) -> String {
     match args {
         None => "none".to_string(),
-        Some(args) => format!("[{}]", list(args, |a| format!("\"{}\"", escape(a.as_bytes())))),
+        Some(args) => format!(
+            "[{}]",
+            list(args, |a| format!("\"{}\"", escape(a.as_bytes())))
+        ),
     }
 }
 
@@ -61,8 +64,13 @@ pub fn policy(p: &Policy) -> String {
         p.unikernels,
         p.memory,
         list(&cpuids, i64::to_string),
-        p.block.map_or_else(|| "none".to_string(), |b| format!("{b} MB")),
-        if bridges.is_empty() { "none".to_string() } else { list(&bridges, |b| escape(b.as_bytes())) },
+        p.block
+            .map_or_else(|| "none".to_string(), |b| format!("{b} MB")),
+        if bridges.is_empty() {
+            "none".to_string()
+        } else {
+            list(&bridges, |b| escape(b.as_bytes()))
+        },
     )
 }
 
@@ -95,7 +103,8 @@ pub fn config(c: &UnikernelConfig) -> String {
         typ(c.typ),
         c.image.len(),
         if c.compressed { " (compressed)" } else { "" },
-        a.startup.map_or_else(|| "default".to_string(), |s| s.to_string()),
+        a.startup
+            .map_or_else(|| "default".to_string(), |s| s.to_string()),
         a.add_name,
         fail_behaviour(&a.fail_behaviour),
         list(&a.cpuids, i64::to_string),
@@ -104,14 +113,21 @@ pub fn config(c: &UnikernelConfig) -> String {
         argv(&a.argv),
         a.linux_boot_partition
             .as_ref()
-            .map_or_else(String::new, |p| format!(", linux-boot {}", escape(p.as_bytes()))),
+            .map_or_else(String::new, |p| format!(
+                ", linux-boot {}",
+                escape(p.as_bytes())
+            )),
     )
 }
 
 /// One line describing a running unikernel.
 pub fn info(i: &UnikernelInfo) -> String {
     let digest = match i.typ {
-        Typ::Solo5 => i.digest.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        Typ::Solo5 => i
+            .digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
         Typ::Bhyve => escape(&i.digest),
     };
     let blocks = list(&i.blocks, |b| {
@@ -155,25 +171,40 @@ pub fn reply(name: &Name, s: &Success) -> Vec<String> {
         Success::Empty => vec![format!("{name}: success")],
         Success::String(msg) => vec![format!("{name}: {}", escape(msg.as_bytes()))],
         Success::Policies(ps) if ps.is_empty() => vec![format!("{name}: no policies")],
-        Success::Policies(ps) => ps.iter().map(|(n, p)| format!("{n}: {}", policy(p))).collect(),
+        Success::Policies(ps) => ps
+            .iter()
+            .map(|(n, p)| format!("{n}: {}", policy(p)))
+            .collect(),
         Success::BlockDevices(bs) if bs.is_empty() => vec![format!("{name}: no block devices")],
         Success::BlockDevices(bs) => bs
             .iter()
             .map(|(n, size, active)| {
-                format!("{n}: {size} MB, {}", if *active { "active" } else { "inactive" })
+                format!(
+                    "{n}: {size} MB, {}",
+                    if *active { "active" } else { "inactive" }
+                )
             })
             .collect(),
-        Success::UnikernelInfo(us) | Success::OldUnikernelInfo4(us) | Success::OldUnikernelInfo5(us)
+        Success::UnikernelInfo(us)
+        | Success::OldUnikernelInfo4(us)
+        | Success::OldUnikernelInfo5(us)
             if us.is_empty() =>
         {
             vec![format!("{name}: no unikernels")]
         }
-        Success::UnikernelInfo(us) | Success::OldUnikernelInfo4(us) | Success::OldUnikernelInfo5(us) => {
-            us.iter().map(|(n, i)| format!("{n}: {}", info(i))).collect()
-        }
+        Success::UnikernelInfo(us)
+        | Success::OldUnikernelInfo4(us)
+        | Success::OldUnikernelInfo5(us) => us
+            .iter()
+            .map(|(n, i)| format!("{n}: {}", info(i)))
+            .collect(),
         Success::Consoles(cs) if cs.is_empty() => vec![format!("{name}: no inactive consoles")],
-        Success::Consoles(cs) => cs.iter().map(|n| format!("{n}: inactive console")).collect(),
-        Success::UnikernelImage { compressed, image } | Success::OldBlockImage { compressed, image } => {
+        Success::Consoles(cs) => cs
+            .iter()
+            .map(|n| format!("{n}: inactive console"))
+            .collect(),
+        Success::UnikernelImage { compressed, image }
+        | Success::OldBlockImage { compressed, image } => {
             vec![format!(
                 "{name}: image of {} bytes{}",
                 image.len(),
@@ -237,7 +268,11 @@ fn stats(s: &StatsData) -> String {
         let _ = write!(line, "; {}", ifdata(i));
     }
     if let Some(vmm) = &s.vmm {
-        let _ = write!(line, "; vmm {}", list(vmm, |(k, v)| format!("{}={v}", escape(k.as_bytes()))));
+        let _ = write!(
+            line,
+            "; vmm {}",
+            list(vmm, |(k, v)| format!("{}={v}", escape(k.as_bytes())))
+        );
     }
     line
 }
@@ -259,6 +294,9 @@ mod tests {
     #[test]
     fn escaping() {
         assert_eq!(escape(b"hello world"), "hello world");
-        assert_eq!(escape(b"a\\b\tc\x1b[0m\xff\n"), "a\\\\b\\tc\\x1b[0m\\xff\\n");
+        assert_eq!(
+            escape(b"a\\b\tc\x1b[0m\xff\n"),
+            "a\\\\b\\tc\\x1b[0m\\xff\\n"
+        );
     }
 }

@@ -42,7 +42,11 @@ pub struct Request {
 impl Request {
     /// A request without streamed data.
     pub fn new(name: Name, command: Command) -> Request {
-        Request { name, command, upload: None }
+        Request {
+            name,
+            command,
+            upload: None,
+        }
     }
 
     fn encode(&self) -> Result<Vec<u8>, CliError> {
@@ -50,7 +54,8 @@ impl Request {
             header: Header::new(self.name.clone()),
             payload: Payload::Command(self.command.clone()),
         };
-        encode_wire(&wire).map_err(|e| CliError::Protocol(format!("cannot encode the command: {e}")))
+        encode_wire(&wire)
+            .map_err(|e| CliError::Protocol(format!("cannot encode the command: {e}")))
     }
 }
 
@@ -97,8 +102,10 @@ fn local(ctx: &Context, socket: Option<&Path>, request: &Request) -> Result<Exit
     let (daemon, mode) = endpoint(&request.command);
     let path = socket.map_or_else(|| daemon.path(&ctx.tmpdir), Path::to_path_buf);
     let message = request.encode()?;
-    let stream =
-        UnixStream::connect(&path).map_err(|source| CliError::Connect { path: path.clone(), source })?;
+    let stream = UnixStream::connect(&path).map_err(|source| CliError::Connect {
+        path: path.clone(),
+        source,
+    })?;
     ctx.report.info(&format!("connected to {}", path.display()));
     let mut reader = BufReader::new(stream);
     write_frame(reader.get_mut(), &message)?;
@@ -111,7 +118,11 @@ fn local(ctx: &Context, socket: Option<&Path>, request: &Request) -> Result<Exit
 /// Streams a file as chunks of at most 4096 raw bytes, or as the pieces
 /// zlib produces from them, then the zero-length end marker.
 fn send_chunks(stream: &mut UnixStream, upload: &Upload) -> Result<(), CliError> {
-    let read_err = |source| CliError::ReadFile { what: "data file", path: upload.path.clone(), source };
+    let read_err = |source| CliError::ReadFile {
+        what: "data file",
+        path: upload.path.clone(),
+        source,
+    };
     let mut file = File::open(&upload.path).map_err(read_err)?;
     let mut buf = vec![0u8; SEND_CHUNK];
     let mut encoder =
@@ -157,20 +168,37 @@ pub fn create_output(path: &Path) -> Result<File, CliError> {
         .truncate(true)
         .mode(0o644)
         .open(path)
-        .map_err(|source| CliError::WriteFile { path: path.to_path_buf(), source })
+        .map_err(|source| CliError::WriteFile {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Writes an image to its output file, inflating it if it is compressed,
 /// and returns the file name.
-pub fn write_image(ctx: &Context, name: &Name, compressed: bool, image: &[u8]) -> Result<PathBuf, CliError> {
+pub fn write_image(
+    ctx: &Context,
+    name: &Name,
+    compressed: bool,
+    image: &[u8],
+) -> Result<PathBuf, CliError> {
     let path = output_file(ctx, name);
     let file = create_output(&path)?;
-    let write_err = |source| CliError::WriteFile { path: path.clone(), source };
+    let write_err = |source| CliError::WriteFile {
+        path: path.clone(),
+        source,
+    };
     if compressed {
         let mut decoder = ZlibDecoder::new(file);
-        decoder.write_all(image).and_then(|()| decoder.finish().map(drop)).map_err(|e| {
-            CliError::Protocol(format!("failed to uncompress the image for {}: {e}", path.display()))
-        })?;
+        decoder
+            .write_all(image)
+            .and_then(|()| decoder.finish().map(drop))
+            .map_err(|e| {
+                CliError::Protocol(format!(
+                    "failed to uncompress the image for {}: {e}",
+                    path.display()
+                ))
+            })?;
     } else {
         let mut file = file;
         file.write_all(image).map_err(write_err)?;
@@ -195,7 +223,10 @@ impl Dump {
             DumpSink::Raw(f) => f.write_all(chunk),
             DumpSink::Inflate(d) => d.write_all(chunk),
         };
-        result.map_err(|source| CliError::WriteFile { path: self.path.clone(), source })
+        result.map_err(|source| CliError::WriteFile {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn finish(self) -> Result<PathBuf, CliError> {
@@ -203,7 +234,10 @@ impl Dump {
             DumpSink::Raw(mut f) => f.flush(),
             DumpSink::Inflate(d) => d.finish().map(drop),
         };
-        result.map_err(|source| CliError::WriteFile { path: self.path.clone(), source })?;
+        result.map_err(|source| CliError::WriteFile {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(self.path)
     }
 }
@@ -237,11 +271,15 @@ fn read_replies(
         let shown = &wire.header.name;
         match wire.payload {
             Payload::Failure(msg) => {
-                ctx.report.warn(&format!("{shown}: failure: {}", output::escape(msg.as_bytes())));
+                ctx.report.warn(&format!(
+                    "{shown}: failure: {}",
+                    output::escape(msg.as_bytes())
+                ));
                 return Ok(Exit::RemoteCommandFailed);
             }
             Payload::Command(_) => {
-                ctx.report.warn(&format!("{shown}: received an unexpected command"));
+                ctx.report
+                    .warn(&format!("{shown}: received an unexpected command"));
                 return Ok(Exit::InternalError);
             }
             Payload::Reply(
@@ -255,8 +293,11 @@ fn read_replies(
             Payload::Reply(Success::BlockDeviceImage(compressed)) if mode == ReadMode::Dump => {
                 let path = output_file(ctx, name);
                 let file = create_output(&path)?;
-                let sink =
-                    if compressed { DumpSink::Inflate(ZlibDecoder::new(file)) } else { DumpSink::Raw(file) };
+                let sink = if compressed {
+                    DumpSink::Inflate(ZlibDecoder::new(file))
+                } else {
+                    DumpSink::Raw(file)
+                };
                 dump = Some(Dump { path, sink });
             }
             Payload::Reply(success) => {
@@ -289,6 +330,7 @@ fn read_replies(
 }
 
 fn unexpected(ctx: &Context, name: &Name, what: &str) -> Result<Exit, CliError> {
-    ctx.report.warn(&format!("{name}: unexpected {what} received"));
+    ctx.report
+        .warn(&format!("{name}: unexpected {what} received"));
     Ok(Exit::CommunicationFailed)
 }

@@ -70,7 +70,9 @@ pub fn parse_typ(text: &str) -> Result<Typ, String> {
     match text {
         "solo5" => Ok(Typ::Solo5),
         "bhyve" => Ok(Typ::Bhyve),
-        _ => Err(format!("invalid value '{text}', expected either 'solo5' or 'bhyve'")),
+        _ => Err(format!(
+            "invalid value '{text}', expected either 'solo5' or 'bhyve'"
+        )),
     }
 }
 
@@ -80,7 +82,9 @@ fn split_colon(text: &str) -> Result<(String, Option<String>), String> {
     match (parts.next(), parts.next(), parts.next()) {
         (Some(name), None, _) => Ok((name.to_string(), None)),
         (Some(name), Some(device), None) => Ok((name.to_string(), Some(device.to_string()))),
-        _ => Err(format!("invalid value '{text}': format is 'name' or 'name:device-name'")),
+        _ => Err(format!(
+            "invalid value '{text}': format is 'name' or 'name:device-name'"
+        )),
     }
 }
 
@@ -99,8 +103,9 @@ pub fn parse_block_spec(text: &str) -> Result<BlockSpec, String> {
     };
     let sector_size = sector
         .map(|s| {
-            let size = parse_int(s)
-                .map_err(|_| format!("invalid block device '{text}': sector size must be an integer"))?;
+            let size = parse_int(s).map_err(|_| {
+                format!("invalid block device '{text}': sector size must be an integer")
+            })?;
             if size < 512 || size & (size - 1) != 0 {
                 return Err(format!(
                     "invalid block device '{text}': sector size must be a power of two greater \
@@ -111,7 +116,11 @@ pub fn parse_block_spec(text: &str) -> Result<BlockSpec, String> {
         })
         .transpose()?;
     let (name, device) = split_colon(block)?;
-    Ok(BlockSpec { name, device, sector_size })
+    Ok(BlockSpec {
+        name,
+        device,
+        sector_size,
+    })
 }
 
 /// `--net`: `name[@mac]` or `name:bridge[@mac]`, the MAC as
@@ -183,14 +192,21 @@ pub fn parse_host_port(text: &str, default_port: u16) -> Result<HostPort, String
     let (host, port) = match text.rsplit_once(':') {
         None => (text, default_port),
         Some((host, port)) => {
-            let port = port.parse().map_err(|_| format!("invalid port in '{text}'"))?;
+            let port = port
+                .parse()
+                .map_err(|_| format!("invalid port in '{text}'"))?;
             (host, port)
         }
     };
     if host == "-" || host.parse::<IpAddr>().is_ok() || is_host_name(host) {
-        Ok(HostPort { host: host.to_string(), port })
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
     } else {
-        Err(format!("invalid host '{host}': neither an IP address nor a host name"))
+        Err(format!(
+            "invalid host '{host}': neither an IP address nor a host name"
+        ))
     }
 }
 
@@ -205,7 +221,10 @@ pub fn parse_influx(text: &str) -> Result<HostPort, String> {
     if hp.host.parse::<IpAddr>().is_ok() {
         Ok(hp)
     } else {
-        Err(format!("invalid influx host '{}': an IP address is needed", hp.host))
+        Err(format!(
+            "invalid influx host '{}': an IP address is needed",
+            hp.host
+        ))
     }
 }
 
@@ -220,7 +239,9 @@ fn is_host_name(text: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -304,7 +325,9 @@ pub fn parse_level(text: &str) -> Result<Level, String> {
 pub fn parse_color(text: &str) -> Result<String, String> {
     match text {
         "auto" | "always" | "never" => Ok(text.to_string()),
-        _ => Err(format!("invalid value '{text}', expected one of 'auto', 'always' or 'never'")),
+        _ => Err(format!(
+            "invalid value '{text}', expected one of 'auto', 'always' or 'never'"
+        )),
     }
 }
 
@@ -327,9 +350,16 @@ mod tests {
     #[test]
     fn block_and_net_specs() {
         let b = parse_block_spec("data:disk@4096").unwrap();
-        assert_eq!((b.name.as_str(), b.device.as_deref(), b.sector_size), ("data", Some("disk"), Some(4096)));
-        assert!(parse_block_spec("data@1000").unwrap_err().contains("power of two"));
-        assert!(parse_block_spec("data@256").unwrap_err().contains("power of two"));
+        assert_eq!(
+            (b.name.as_str(), b.device.as_deref(), b.sector_size),
+            ("data", Some("disk"), Some(4096))
+        );
+        assert!(parse_block_spec("data@1000")
+            .unwrap_err()
+            .contains("power of two"));
+        assert!(parse_block_spec("data@256")
+            .unwrap_err()
+            .contains("power of two"));
         assert!(parse_block_spec("data@x").unwrap_err().contains("integer"));
         assert!(parse_block_spec("a:b:c").is_err());
         assert!(parse_block_spec("a@512@512").is_err());
@@ -354,7 +384,10 @@ mod tests {
         assert_eq!(parse_destination("-:1025").unwrap().host, "-");
         assert!(parse_destination("host:port").is_err());
         assert!(parse_destination("bad_host").is_err());
-        assert_eq!(parse_http_host("https://builds.robur.coop/").unwrap(), "https://builds.robur.coop");
+        assert_eq!(
+            parse_http_host("https://builds.robur.coop/").unwrap(),
+            "https://builds.robur.coop"
+        );
         assert!(parse_http_host("ftp://x").is_err());
         assert!(parse_http_host("https://a/b").is_err());
     }

@@ -5,8 +5,8 @@
 
 pub mod cert_ext;
 pub mod der;
-pub mod frame;
 pub mod endpoint;
+pub mod frame;
 mod layouts;
 mod message;
 pub mod state;

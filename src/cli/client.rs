@@ -1035,7 +1035,7 @@ fn help<T: Subcommand>(cmd: &[&str]) -> String {
 }
 
 fn run<T: Subcommand>(inv: &Invocation, cmd: &[&str], args: &[String]) -> Result<Exit, CliError> {
-    let Some((own, common)) = super::parse::<T>(inv, cmd, args, T::COMMON, T::ALIASES, help::<T>)?
+    let Some((own, common)) = super::parse::<T>(cmd, args, T::COMMON, T::ALIASES, help::<T>)?
     else {
         return Ok(Exit::Success);
     };

@@ -14,7 +14,6 @@ use super::error::CliError;
 use super::values::{
     parse_dir, parse_file, parse_influx, parse_int, parse_name, parse_path, HostPort,
 };
-use super::Invocation;
 use crate::model::{Name, Path};
 
 /// the privileged core: runs unikernels, keeps policies, block devices and
@@ -276,12 +275,11 @@ pub fn help<T: DaemonRole>(cmd: &[&str]) -> String {
 
 /// Parses the role's command line; a valid one ends with "not implemented".
 pub fn run<T: DaemonRole>(
-    inv: &Invocation,
     cmd: &[&str],
     args: &[String],
     role: &'static str,
 ) -> Result<super::error::Exit, CliError> {
-    let Some((own, _logging)) = super::parse::<T>(inv, cmd, args, LOGGING, &[], help::<T>)? else {
+    let Some((own, _logging)) = super::parse::<T>(cmd, args, LOGGING, &[], help::<T>)? else {
         return Ok(super::error::Exit::Success);
     };
     own.validate()?;

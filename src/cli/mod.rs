@@ -110,7 +110,7 @@ pub struct Invocation {
 pub(crate) type RunFn = fn(&Invocation, &[&str], &[String]) -> Result<Exit, CliError>;
 
 /// Runs a daemon role; the last argument names the role in messages.
-type RoleRunFn = fn(&Invocation, &[&str], &[String], &'static str) -> Result<Exit, CliError>;
+type RoleRunFn = fn(&[&str], &[String], &'static str) -> Result<Exit, CliError>;
 
 /// A daemon role's entry points.
 struct DaemonFns {
@@ -181,7 +181,7 @@ impl Item {
     fn run(&self, inv: &Invocation, cmd: &[&str], args: &[String]) -> Result<Exit, CliError> {
         match self {
             Item::Client(c) => (c.run)(inv, cmd, args),
-            Item::Daemon(_, d) => (d.run)(inv, cmd, args, d.role),
+            Item::Daemon(_, d) => (d.run)(cmd, args, d.role),
         }
     }
 }
@@ -196,7 +196,6 @@ fn print(text: &str) {
 /// its own options and for the `common` options it accepts. `Ok(None)`
 /// means `--help` was given and printed.
 pub(crate) fn parse<T: FromArgs + ArgsInfo>(
-    _inv: &Invocation,
     cmd: &[&str],
     arguments: &[String],
     common: &[&str],
@@ -318,7 +317,7 @@ fn run_role(inv: &Invocation, role: Role, cmd: &[&str], args: &[String]) -> Resu
             )
         }
         daemon_role => match daemon_role.daemon() {
-            Some(d) => (d.run)(inv, cmd, args, d.role),
+            Some(d) => (d.run)(cmd, args, d.role),
             None => Err(CliError::Usage(format!("{} has no entry point", inv.prog))),
         },
     }

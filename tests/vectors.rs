@@ -208,7 +208,10 @@ fn tls_chains() {
     reversed.reverse();
     assert!(matches!(
         chain_to_command(&reversed),
-        Err(CertError::UnexpectedIntermediateCommand { command: "console subscribe", .. })
+        Err(CertError::UnexpectedIntermediateCommand {
+            command: "console subscribe",
+            ..
+        })
     ));
     // Ten certificates are too many.
     let long: Vec<Certificate> = std::iter::repeat(chain("tls_chain_foo.pem"))

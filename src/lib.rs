@@ -7,7 +7,9 @@
 //! every system call of the privileged daemon behind traits, and [`cli`] the
 //! command line that dispatches to the client and the daemon roles.
 
+pub mod cli;
 pub mod model;
+pub mod paths;
 pub mod solo5;
 pub mod sys;
 pub mod wire;

@@ -8,6 +8,8 @@
 //! command line that dispatches to the client and the daemon roles.
 
 pub mod cli;
+pub mod daemon;
+pub mod logging;
 pub mod model;
 pub mod paths;
 pub mod solo5;

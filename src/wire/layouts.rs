@@ -12,6 +12,7 @@ use super::der::{
     context, DecodeError, DecodeResult, Node, Reader, INTEGER, OCTET_STRING, SEQUENCE, SET,
     UTF8_STRING,
 };
+use super::state::StateLayout;
 use crate::model::{
     BlockInfo, BlockSpec, FailBehaviour, Name, NetInfo, NetSpec, Policy, Timestamp, Typ,
     UnikernelArguments, UnikernelConfig, UnikernelInfo,
@@ -29,6 +30,31 @@ pub enum EncodeError {
         /// Its number of cpuids.
         count: usize,
     },
+    /// The state file layout cannot be written: only `[4]`, `[5]` and
+    /// `[6]` carry policies, and the older ones are not written at all.
+    UnwritableStateLayout {
+        /// The layout asked for.
+        layout: StateLayout,
+    },
+    /// An old state file layout holds exactly one cpuid per unikernel.
+    OldStateCpuids {
+        /// The unikernel.
+        name: Name,
+        /// The layout asked for.
+        layout: StateLayout,
+        /// The unikernel's number of cpuids.
+        count: usize,
+    },
+    /// An old state file layout has no place for a setting the unikernel
+    /// uses (a `cpus` other than 1, or a Linux boot partition).
+    OldStateField {
+        /// The unikernel.
+        name: Name,
+        /// The layout asked for.
+        layout: StateLayout,
+        /// The setting, as named in the grammar (§5.5).
+        field: &'static str,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -38,6 +64,27 @@ impl fmt::Display for EncodeError {
                 f,
                 "unikernel {name} has {count} cpuids, but the old info reply layout \
                  requested by this client holds exactly one"
+            ),
+            EncodeError::UnwritableStateLayout { layout } => write!(
+                f,
+                "state file layout {layout} cannot be written; only [4], [5] and [6] can"
+            ),
+            EncodeError::OldStateCpuids {
+                name,
+                layout,
+                count,
+            } => write!(
+                f,
+                "unikernel {name} has {count} cpuids, but state file layout {layout} \
+                 holds exactly one"
+            ),
+            EncodeError::OldStateField {
+                name,
+                layout,
+                field,
+            } => write!(
+                f,
+                "unikernel {name} sets {field}, which state file layout {layout} cannot hold"
             ),
         }
     }
@@ -340,6 +387,16 @@ fn read_tail(r: &mut Reader<'_>, layout: Resources) -> DecodeResult<Tail> {
 /// The current layout's fields from `cpuids` on.
 fn push_tail<'a>(a: &'a UnikernelArguments, out: &mut Vec<Node<'a>>) {
     out.push(ints_set_node(&a.cpuids));
+    push_resources(a, out);
+    out.push(Node::explicit(3, Node::integer(a.cpus)));
+    if let Some(boot) = &a.linux_boot_partition {
+        out.push(Node::explicit(4, Node::utf8(boot)));
+    }
+}
+
+/// The fields from `memory` to `arguments`, the same in the V3, V4 and
+/// current layouts.
+fn push_resources<'a>(a: &'a UnikernelArguments, out: &mut Vec<Node<'a>>) {
     out.push(Node::integer(a.memory));
     if !a.blocks.is_empty() {
         out.push(Node::explicit(
@@ -355,10 +412,6 @@ fn push_tail<'a>(a: &'a UnikernelArguments, out: &mut Vec<Node<'a>>) {
     }
     if let Some(argv) = &a.argv {
         out.push(Node::explicit(2, strings_node(argv)));
-    }
-    out.push(Node::explicit(3, Node::integer(a.cpus)));
-    if let Some(boot) = &a.linux_boot_partition {
-        out.push(Node::explicit(4, Node::utf8(boot)));
     }
 }
 
@@ -382,6 +435,40 @@ pub(crate) fn config_node(c: &UnikernelConfig) -> Node<'_> {
     children.push(Node::boolean(a.add_name));
     children.push(fail_node(&a.fail_behaviour));
     push_tail(a, &mut children);
+    Node::seq(children)
+}
+
+/// The old configuration layouts that can still be written, for state
+/// files that older upstream releases read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OldConfigLayout {
+    /// State `[4]` (upstream 2.2.0 to 2.5.x): no startup, no add-name.
+    V3,
+    /// State `[5]` (upstream 2.6.x).
+    V4,
+}
+
+/// `UnikernelConfigV3` or `UnikernelConfigV4` pinned to the single
+/// `cpuid`. These layouts have no `cpus` and no `linux-boot-partition`; the
+/// caller checks that nothing it cares about is dropped.
+pub(crate) fn old_config_node(
+    c: &UnikernelConfig,
+    cpuid: i64,
+    layout: OldConfigLayout,
+) -> Node<'_> {
+    let a = &c.args;
+    let mut children = vec![
+        typ_node(c.typ),
+        Node::boolean(c.compressed),
+        Node::octets(&c.image),
+    ];
+    if layout == OldConfigLayout::V4 {
+        children.extend(a.startup.map(Node::integer));
+        children.push(Node::boolean(a.add_name));
+    }
+    children.push(fail_node(&a.fail_behaviour));
+    children.push(Node::integer(cpuid));
+    push_resources(a, &mut children);
     Node::seq(children)
 }
 

@@ -3,12 +3,13 @@
 //! the current layout `[6]` is written, in canonical trie order.
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::fmt;
 
 use super::der::{DecodeError, DecodeResult, Node, Reader, SEQUENCE};
 use super::layouts::{
-    config_node, name_node, policy_node, read_config, read_name, read_policy, unknown_alternative,
-    ConfigLayout,
+    config_node, name_node, old_config_node, policy_node, read_config, read_name, read_policy,
+    unknown_alternative, ConfigLayout, EncodeError, OldConfigLayout,
 };
 use crate::model::{Name, Path, Policy, UnikernelConfig};
 
@@ -172,14 +173,79 @@ pub fn encode_state(
     unikernels: &[(Name, UnikernelConfig)],
     policies: &[(Path, Policy)],
 ) -> Vec<u8> {
+    let encoded = encode_tables(unikernels, policies, StateLayout::Current, |_, config| {
+        Ok::<_, Infallible>(config_node(config))
+    });
+    match encoded {
+        Ok(bytes) => bytes,
+        Err(never) => match never {},
+    }
+}
+
+/// Encodes a state file in `layout`, for older upstream releases: `[6]`
+/// (2.7.0 on), `[5]` (2.6.x) or `[4]` (2.2.0 to 2.5.x), in canonical order.
+///
+/// The old layouts hold exactly one cpuid per unikernel and neither `cpus`
+/// nor a Linux boot partition; a unikernel that needs them is an error
+/// rather than silently changed. Layout `[4]` also drops `startup` and
+/// `add-name`, which the releases reading it do not know.
+pub fn encode_state_layout(
+    unikernels: &[(Name, UnikernelConfig)],
+    policies: &[(Path, Policy)],
+    layout: StateLayout,
+) -> Result<Vec<u8>, EncodeError> {
+    let old = match layout {
+        StateLayout::Current => return Ok(encode_state(unikernels, policies)),
+        StateLayout::V4AndPolicies => OldConfigLayout::V4,
+        StateLayout::V3AndPolicies => OldConfigLayout::V3,
+        _ => return Err(EncodeError::UnwritableStateLayout { layout }),
+    };
+    encode_tables(unikernels, policies, layout, |name, config| {
+        let args = &config.args;
+        let cpuid = match args.cpuids.as_slice() {
+            [cpuid] => *cpuid,
+            cpuids => {
+                return Err(EncodeError::OldStateCpuids {
+                    name: name.clone(),
+                    layout,
+                    count: cpuids.len(),
+                })
+            }
+        };
+        let lost = if args.cpus != 1 {
+            Some("cpus")
+        } else if args.linux_boot_partition.is_some() {
+            Some("linux-boot-partition")
+        } else {
+            None
+        };
+        match lost {
+            Some(field) => Err(EncodeError::OldStateField {
+                name: name.clone(),
+                layout,
+                field,
+            }),
+            None => Ok(old_config_node(config, cpuid, old)),
+        }
+    })
+}
+
+/// The two tries of a state file with policies, sorted into canonical
+/// order, each configuration encoded by `config`.
+fn encode_tables<'a, E>(
+    unikernels: &'a [(Name, UnikernelConfig)],
+    policies: &'a [(Path, Policy)],
+    layout: StateLayout,
+    mut config: impl FnMut(&Name, &'a UnikernelConfig) -> Result<Node<'a>, E>,
+) -> Result<Vec<u8>, E> {
     let mut unikernels: Vec<&(Name, UnikernelConfig)> = unikernels.iter().collect();
     unikernels.sort_by(|a, b| a.0.trie_key().cmp(&b.0.trie_key()));
     let mut policies: Vec<&(Path, Policy)> = policies.iter().collect();
     policies.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
     let unikernels = unikernels
         .into_iter()
-        .map(|(name, config)| Node::seq(vec![name_node(name), config_node(config)]))
-        .collect();
+        .map(|(name, c)| Ok(Node::seq(vec![name_node(name), config(name, c)?])))
+        .collect::<Result<_, E>>()?;
     let policies = policies
         .into_iter()
         .map(|(path, policy)| {
@@ -189,11 +255,41 @@ pub fn encode_state(
             ])
         })
         .collect();
-    Node::explicit(
-        6,
+    Ok(Node::explicit(
+        layout.tag(),
         Node::seq(vec![Node::seq(unikernels), Node::seq(policies)]),
     )
-    .to_vec()
+    .to_vec())
+}
+
+/// Encodes one unikernel configuration on its own: exactly the bytes of
+/// the value of a unikernel entry in a `[6]` state file.
+pub fn encode_config_record(config: &UnikernelConfig) -> Vec<u8> {
+    config_node(config).to_vec()
+}
+
+/// Decodes what [`encode_config_record`] wrote; trailing bytes are an
+/// error.
+pub fn decode_config_record(bytes: &[u8]) -> DecodeResult<UnikernelConfig> {
+    let mut r = Reader::new(bytes);
+    let config = read_config(&mut r, ConfigLayout::Current)?;
+    r.finish("unikernel configuration record")?;
+    Ok(config)
+}
+
+/// Encodes one policy on its own: exactly the bytes of the value of a
+/// policy entry in a state file.
+pub fn encode_policy_record(policy: &Policy) -> Vec<u8> {
+    policy_node(policy).to_vec()
+}
+
+/// Decodes what [`encode_policy_record`] wrote; trailing bytes are an
+/// error.
+pub fn decode_policy_record(bytes: &[u8]) -> DecodeResult<Policy> {
+    let mut r = Reader::new(bytes);
+    let policy = read_policy(&mut r)?;
+    r.finish("policy record")?;
+    Ok(policy)
 }
 
 #[cfg(test)]
@@ -385,5 +481,172 @@ mod tests {
             decode_state(&trailing),
             Err(DecodeError::Trailing { what: "state file" })
         );
+    }
+
+    /// A current configuration that uses every field.
+    fn full_config(cpuids: Vec<i64>) -> UnikernelConfig {
+        UnikernelConfig {
+            typ: Typ::Solo5,
+            compressed: true,
+            image: vec![0x78, 0x9c, 1, 2, 3],
+            args: UnikernelArguments {
+                fail_behaviour: FailBehaviour::Restart(vec![2, 1]),
+                startup: Some(7),
+                add_name: false,
+                cpuids,
+                memory: 64,
+                blocks: vec![BlockSpec {
+                    name: "data".into(),
+                    device: Some("disk".into()),
+                    sector_size: Some(4096),
+                }],
+                bridges: vec![NetSpec {
+                    netif: "service".into(),
+                    bridge: Some("br0".into()),
+                    mac: Some([0, 0x80, 0x41, 1, 2, 3]),
+                }],
+                argv: Some(vec!["--ipv4=10.0.0.2/24".into()]),
+                cpus: 1,
+                linux_boot_partition: None,
+            },
+        }
+    }
+
+    fn full_policy() -> Policy {
+        Policy {
+            unikernels: 3,
+            cpuids: [0, 2].into(),
+            memory: 1024,
+            block: Some(100),
+            bridges: ["br0".to_string(), "service".to_string()].into(),
+        }
+    }
+
+    #[test]
+    fn records_are_state_entry_values() {
+        let config = full_config(vec![3, 1]);
+        let policy = full_policy();
+        let record = encode_config_record(&config);
+        assert_eq!(decode_config_record(&record).unwrap(), {
+            let mut sorted = config.clone();
+            sorted.args.fail_behaviour = FailBehaviour::Restart(vec![1, 2]);
+            sorted.args.cpuids = vec![1, 3];
+            sorted
+        });
+        let policy_record = encode_policy_record(&policy);
+        assert_eq!(decode_policy_record(&policy_record).unwrap(), policy);
+
+        let name = Name::parse("a:web").unwrap();
+        let path = Path::parse("a").unwrap();
+        let state = encode_state(&[(name.clone(), config)], &[(path, policy)]);
+        // The state file is `[6] { { {name, record} }, { {path, record} } }`:
+        // its last bytes are the policy record, and the unikernel entry is
+        // its name string directly followed by the configuration record.
+        assert!(state.ends_with(&policy_record));
+        let mut entry = Node::utf8_owned(name.to_string()).to_vec();
+        entry.extend_from_slice(&record);
+        assert!(state.windows(entry.len()).any(|w| w == entry));
+
+        let mut trailing = record.clone();
+        trailing.push(0);
+        assert_eq!(
+            decode_config_record(&trailing),
+            Err(DecodeError::Trailing {
+                what: "unikernel configuration record"
+            })
+        );
+        let mut trailing = policy_record.clone();
+        trailing.push(0);
+        assert_eq!(
+            decode_policy_record(&trailing),
+            Err(DecodeError::Trailing {
+                what: "policy record"
+            })
+        );
+        assert!(decode_config_record(&policy_record).is_err());
+        assert!(decode_policy_record(&record).is_err());
+        assert!(decode_config_record(&[]).is_err());
+    }
+
+    #[test]
+    fn old_layouts_are_written_when_nothing_is_lost() {
+        let name = Name::parse("a:web").unwrap();
+        let unikernels = vec![(name.clone(), full_config(vec![2]))];
+        let policies = vec![(Path::root(), full_policy())];
+
+        let v5 = encode_state_layout(&unikernels, &policies, StateLayout::V4AndPolicies).unwrap();
+        let read = decode_state(&v5).unwrap();
+        assert_eq!(read.layout, StateLayout::V4AndPolicies);
+        assert_eq!(read.policies, policies);
+        let expected = {
+            let mut c = full_config(vec![2]);
+            c.args.fail_behaviour = FailBehaviour::Restart(vec![1, 2]);
+            c
+        };
+        assert_eq!(read.unikernels, vec![(name.clone(), expected.clone())]);
+        // Reading and writing the old layout again gives the same bytes.
+        assert_eq!(
+            encode_state_layout(&read.unikernels, &read.policies, StateLayout::V4AndPolicies),
+            Ok(v5)
+        );
+
+        let v4 = encode_state_layout(&unikernels, &policies, StateLayout::V3AndPolicies).unwrap();
+        let read = decode_state(&v4).unwrap();
+        assert_eq!(read.layout, StateLayout::V3AndPolicies);
+        let mut without = expected;
+        without.args.startup = None;
+        without.args.add_name = true;
+        assert_eq!(read.unikernels, vec![(name.clone(), without)]);
+        assert_eq!(
+            encode_state_layout(&unikernels, &policies, StateLayout::Current),
+            Ok(encode_state(&unikernels, &policies))
+        );
+    }
+
+    #[test]
+    fn old_layouts_refuse_what_they_cannot_hold() {
+        let name = Name::parse("a:web").unwrap();
+        let encode = |config: UnikernelConfig, layout| {
+            encode_state_layout(&[(name.clone(), config)], &[], layout)
+        };
+        for layout in [StateLayout::V4AndPolicies, StateLayout::V3AndPolicies] {
+            for cpuids in [vec![], vec![0, 1]] {
+                let count = cpuids.len();
+                let err = encode(full_config(cpuids), layout).unwrap_err();
+                assert_eq!(
+                    err,
+                    EncodeError::OldStateCpuids {
+                        name: name.clone(),
+                        layout,
+                        count
+                    }
+                );
+                assert!(err.to_string().contains("holds exactly one"), "{err}");
+            }
+            let mut config = full_config(vec![0]);
+            config.args.cpus = 2;
+            let err = encode(config, layout).unwrap_err();
+            assert!(err.to_string().contains("sets cpus"), "{err}");
+            let mut config = full_config(vec![0]);
+            config.args.linux_boot_partition = Some("1".into());
+            let err = encode(config, layout).unwrap_err();
+            assert!(matches!(
+                err,
+                EncodeError::OldStateField {
+                    field: "linux-boot-partition",
+                    ..
+                }
+            ));
+        }
+        for layout in [
+            StateLayout::V1Unikernels,
+            StateLayout::V0Unikernels,
+            StateLayout::V2Unikernels,
+            StateLayout::V3Unikernels,
+        ] {
+            let err = encode(full_config(vec![0]), layout).unwrap_err();
+            assert_eq!(err, EncodeError::UnwritableStateLayout { layout });
+            assert!(err.to_string().contains("cannot be written"), "{err}");
+        }
     }
 }

@@ -191,17 +191,21 @@ pub struct Context {
 impl CommonOptions {
     /// Resolves the options; `forced_csr` is set for
     /// `albatross_provision_request`, which always writes requests.
+    /// The message level the options ask for, `default` if none.
+    pub fn level(&self, default: Level) -> Level {
+        if self.quiet {
+            return Level::Quiet;
+        }
+        match (self.verbosity, self.verbose) {
+            (Some(level), _) => level,
+            (None, 0) => default,
+            (None, 1) => default.max(Level::Info),
+            (None, _) => Level::Debug,
+        }
+    }
+
     pub fn into_context(self, prog: &str, forced_csr: bool) -> Result<Context, CliError> {
-        let level = if self.quiet {
-            Level::Quiet
-        } else {
-            match (self.verbosity, self.verbose) {
-                (Some(level), _) => level,
-                (None, 0) => Level::Warning,
-                (None, 1) => Level::Info,
-                (None, _) => Level::Debug,
-            }
-        };
+        let level = self.level(Level::Warning);
         let report = Reporter::new(prog, level);
         if let Some(color) = &self.color {
             report.debug(&format!("--color={color}: output is never coloured"));

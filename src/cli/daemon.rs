@@ -11,6 +11,7 @@ use argh::{ArgsInfo, FromArgs};
 
 use super::common::LOGGING;
 use super::error::CliError;
+use super::values::Level;
 use super::values::{
     parse_dir, parse_file, parse_influx, parse_int, parse_name, parse_path, HostPort,
 };
@@ -47,6 +48,11 @@ pub struct DaemonArgs {
     /// at this path (bhyve)
     #[argh(option, arg_name = "PATH", from_str_fn(parse_path))]
     allow_zvol_for: Option<Path>,
+
+    /// directory searched first for the solo5-hvt and solo5-spt tenders
+    /// (then the persistent directory, then PATH)
+    #[argh(option, arg_name = "DIR", from_str_fn(parse_dir))]
+    tender_dir: Option<PathBuf>,
 }
 
 /// the console daemon: keeps the last lines of every unikernel console and
@@ -239,9 +245,31 @@ pub trait DaemonRole: FromArgs + ArgsInfo {
     fn validate(&self) -> Result<(), CliError> {
         Ok(())
     }
+
+    /// Runs the role, if this version has it.
+    fn start(self, _level: Level) -> Option<Result<super::error::Exit, CliError>> {
+        None
+    }
 }
 
-impl DaemonRole for DaemonArgs {}
+impl DaemonRole for DaemonArgs {
+    #[cfg(target_os = "linux")]
+    fn start(self, level: Level) -> Option<Result<super::error::Exit, CliError>> {
+        crate::logging::init("albatrossd", level.filter());
+        let options = crate::daemon::run::Options {
+            tmpdir: self.tmpdir.unwrap_or_else(crate::paths::default_tmpdir),
+            dbdir: self.dbdir.unwrap_or_else(crate::paths::default_dbdir),
+            tender_dir: self.tender_dir,
+            full_name: self.no_drop_path,
+            allow_zvol_for: self.allow_zvol_for,
+        };
+        Some(
+            crate::daemon::run::run(options)
+                .map(|()| super::error::Exit::Success)
+                .map_err(|e| CliError::Daemon(e.to_string())),
+        )
+    }
+}
 impl DaemonRole for ConsoleArgs {}
 impl DaemonRole for StatsArgs {}
 impl DaemonRole for InfluxArgs {}
@@ -279,9 +307,10 @@ pub fn run<T: DaemonRole>(
     args: &[String],
     role: &'static str,
 ) -> Result<super::error::Exit, CliError> {
-    let Some((own, _logging)) = super::parse::<T>(cmd, args, LOGGING, &[], help::<T>)? else {
+    let Some((own, logging)) = super::parse::<T>(cmd, args, LOGGING, &[], help::<T>)? else {
         return Ok(super::error::Exit::Success);
     };
     own.validate()?;
-    Err(CliError::RoleNotImplemented(role))
+    own.start(logging.level(Level::Info))
+        .unwrap_or(Err(CliError::RoleNotImplemented(role)))
 }

@@ -129,6 +129,8 @@ pub enum CliError {
     },
     /// A daemon role is not part of this version.
     RoleNotImplemented(&'static str),
+    /// A daemon role could not start or stopped with an error.
+    Daemon(String),
 }
 
 impl CliError {
@@ -144,7 +146,7 @@ impl CliError {
                 Exit::CommunicationFailed.into()
             }
             CliError::WriteFile { .. } => Exit::InternalError.into(),
-            CliError::RoleNotImplemented(_) => ExitCode::from(1),
+            CliError::RoleNotImplemented(_) | CliError::Daemon(_) => ExitCode::from(1),
         }
     }
 }
@@ -173,6 +175,7 @@ impl fmt::Display for CliError {
             CliError::RoleNotImplemented(role) => {
                 write!(f, "the {role} role is not implemented in this version")
             }
+            CliError::Daemon(e) => write!(f, "{e}"),
         }
     }
 }

@@ -307,6 +307,19 @@ pub enum Level {
     Debug,
 }
 
+impl Level {
+    /// The `log` crate's filter for this level.
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            Level::Quiet => log::LevelFilter::Off,
+            Level::Error => log::LevelFilter::Error,
+            Level::Warning => log::LevelFilter::Warn,
+            Level::Info => log::LevelFilter::Info,
+            Level::Debug => log::LevelFilter::Debug,
+        }
+    }
+}
+
 /// `--verbosity`.
 pub fn parse_level(text: &str) -> Result<Level, String> {
     match text {

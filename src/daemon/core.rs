@@ -77,6 +77,10 @@ pub enum CoreError {
     UnknownPolicy(UnknownPolicy),
     /// The resource model refused to record the unikernel.
     Record(UnikernelError),
+    /// A block device operation failed.
+    Block(super::blocks::BlockError),
+    /// A request refused with upstream's message (e.g. "remove block: not found").
+    Refused(String),
 }
 
 impl fmt::Display for CoreError {
@@ -98,6 +102,8 @@ impl fmt::Display for CoreError {
             CoreError::PolicyInsert(e) => write!(f, "{e}"),
             CoreError::UnknownPolicy(e) => write!(f, "{e}"),
             CoreError::Record(e) => write!(f, "{e}"),
+            CoreError::Block(e) => write!(f, "{e}"),
+            CoreError::Refused(text) => write!(f, "{text}"),
         }
     }
 }
@@ -837,27 +843,25 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
 
     /// Adds or replaces the policy at `path` (§8.3 add).
     pub async fn add_policy(&self, path: &Path, policy: Policy) -> Result<String, CoreError> {
-        {
+        let old = {
             let mut st = self.state.borrow_mut();
-            if st.resources.policy(path) == Some(&policy) {
+            let old = st.resources.policy(path).cloned();
+            if old.as_ref() == Some(&policy) {
                 return Ok("no modification of policy".to_string());
             }
-            let old = st.resources.policy(path).cloned();
-            st.resources
-                .insert_policy(path, policy.clone())
-                .map_err(CoreError::PolicyInsert)?;
-            drop(st);
-            let store = self.store.clone();
-            let (job_path, job_policy) = (path.clone(), policy);
-            if let Err(e) = smol::unblock(move || store.put_policy(&job_path, &job_policy)).await {
-                // Not persisted: not in force either.
-                let mut st = self.state.borrow_mut();
-                let _ = st.resources.remove_policy(path);
-                if let Some(old) = old {
-                    let _ = st.resources.insert_policy(path, old);
-                }
-                return Err(e.into());
+            st.resources.insert_policy(path, policy.clone()).map_err(CoreError::PolicyInsert)?;
+            old
+        };
+        let store = self.store.clone();
+        let (job_path, job_policy) = (path.clone(), policy);
+        if let Err(e) = smol::unblock(move || store.put_policy(&job_path, &job_policy)).await {
+            // Not persisted: not in force either.
+            let mut st = self.state.borrow_mut();
+            let _ = st.resources.remove_policy(path);
+            if let Some(old) = old {
+                let _ = st.resources.insert_policy(path, old);
             }
+            return Err(e.into());
         }
         Ok("added policy".to_string())
     }

@@ -142,6 +142,42 @@ pub fn write_end(w: &mut impl Write) -> io::Result<()> {
     w.write_all(&[0, 0, 0, 0])
 }
 
+/// As [`read_frame`], for an asynchronous stream.
+pub async fn read_frame_async<R: futures_lite::AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, FrameError> {
+    use futures_lite::AsyncReadExt;
+    let mut prefix = [0u8; 4];
+    let mut filled = 0;
+    while filled < prefix.len() {
+        match r.read(&mut prefix[filled..]).await? {
+            0 => return Err(FrameError::Truncated { missing: prefix.len() - filled }),
+            n => filled += n,
+        }
+    }
+    let Some(len) = parse_length(prefix, max)? else {
+        return Ok(None);
+    };
+    let mut body = Vec::new();
+    let got = r.take(len as u64).read_to_end(&mut body).await?;
+    if got < len {
+        return Err(FrameError::Truncated { missing: len - got });
+    }
+    Ok(Some(body))
+}
+
+/// As [`write_frame`], for an asynchronous stream.
+pub async fn write_frame_async<W: futures_lite::AsyncWrite + Unpin>(
+    w: &mut W,
+    body: &[u8],
+) -> io::Result<()> {
+    use futures_lite::AsyncWriteExt;
+    w.write_all(&length_prefix(body.len())?).await?;
+    w.write_all(body).await?;
+    w.flush().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -189,8 +189,6 @@ pub struct Context {
 }
 
 impl CommonOptions {
-    /// Resolves the options; `forced_csr` is set for
-    /// `albatross_provision_request`, which always writes requests.
     /// The message level the options ask for, `default` if none.
     pub fn level(&self, default: Level) -> Level {
         if self.quiet {
@@ -204,6 +202,8 @@ impl CommonOptions {
         }
     }
 
+    /// Resolves the options; `forced_csr` is set for
+    /// `albatross_provision_request`, which always writes requests.
     pub fn into_context(self, prog: &str, forced_csr: bool) -> Result<Context, CliError> {
         let level = self.level(Level::Warning);
         let report = Reporter::new(prog, level);

@@ -1313,8 +1313,15 @@ fn not_implemented_modes_exit_125() {
 
 #[test]
 fn daemon_roles_exit_1() {
+    // The daemon itself exists; its command line is checked without
+    // starting it.
+    for out in [
+        run(&["daemon", "--tmpdir", "/nonexistent/dir"]),
+        run_program("albatrossd", &["--no-such-option"]),
+    ] {
+        assert_eq!(out.status.code(), Some(124), "{}", show(&out));
+    }
     for (args, role) in [
-        (&["daemon"][..], "albatrossd"),
         (&["console-daemon", "--max-subscribers", "3"][..], "console"),
         (&["stats-daemon", "--interval=5"][..], "stats"),
         (&["log-daemon"][..], "log"),
@@ -1338,7 +1345,6 @@ fn daemon_roles_exit_1() {
         check_not_implemented(None, args, 1, &format!("the {role} role"));
     }
     for (program, role) in [
-        ("albatrossd", "albatrossd"),
         ("albatross-console", "console"),
         ("albatross_log", "log"),
         ("albatross-stats", "stats"),

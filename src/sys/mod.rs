@@ -42,7 +42,9 @@ pub trait Network {
     /// the half-made tap is removed again.
     fn create_tap(&self, bridge: &str) -> Result<String, SysError>;
 
-    /// Deletes the tap `name`. A tap that does not exist is not an error.
+    /// Deletes the tap `name`. A tap that does not exist is not an error;
+    /// one still held by a tender gives [`SysError::TapInUse`], an interface
+    /// that is no tap [`SysError::NotATap`].
     ///
     /// This takes milliseconds in the kernel (known trap 7): call it off the
     /// request path.
@@ -136,6 +138,9 @@ pub struct TenderSpec {
 /// It implements [`AsFd`] with its pidfd, which becomes readable when the
 /// tender exits: wrap the whole `Tender` in `async_io::Async` to wait for
 /// that, then call [`Processes::wait_exit`].
+///
+/// Dropping a `Tender` neither stops nor reaps the process: reap it with
+/// [`Processes::wait_exit`] first.
 #[derive(Debug)]
 pub struct Tender {
     /// Process id.
@@ -428,7 +433,7 @@ pub fn check_ifname(name: &str) -> Result<(), SysError> {
 }
 
 /// The number N of a `vmmtapN` name (digits only, no sign).
-pub fn tap_number(name: &str) -> Option<u32> {
+pub(crate) fn tap_number(name: &str) -> Option<u32> {
     let digits = name.strip_prefix(TAP_PREFIX)?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -437,7 +442,7 @@ pub fn tap_number(name: &str) -> Option<u32> {
 }
 
 /// The smallest N such that `vmmtapN` is not in `names` (§10.2 step 9).
-pub fn smallest_free_tap<'a>(names: impl IntoIterator<Item = &'a str>) -> u32 {
+pub(crate) fn smallest_free_tap<'a>(names: impl IntoIterator<Item = &'a str>) -> u32 {
     let used: std::collections::BTreeSet<u32> = names.into_iter().filter_map(tap_number).collect();
     // There are fewer names than numbers, so the search always ends early.
     (0..=u32::MAX)

@@ -233,6 +233,8 @@ pub(super) fn create_tap(bridge: &str) -> Result<String, SysError> {
             "{TAP_PREFIX}{}",
             smallest_free_tap(taken.iter().map(String::as_str))
         );
+        // Numbers from 10^9 on would make names too long.
+        check_ifname(&name)?;
         // IFF_TUN_EXCL refuses an existing interface, so a name taken since
         // the listing is never shared with its owner.
         match tun_attach(&name, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_TUN_EXCL) {

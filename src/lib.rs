@@ -8,8 +8,10 @@
 //! the privileged core, and [`cli`] the command line that dispatches to the
 //! client and the daemon roles.
 
+pub mod cli;
 pub mod daemon;
 pub mod model;
+pub mod paths;
 pub mod solo5;
 pub mod sys;
 pub mod wire;

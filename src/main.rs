@@ -1,3 +1,7 @@
-//! The `albatross` multi-call binary.
+//! The `albatross` multi-call binary: see [`albatross::cli`].
 
-fn main() {}
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    albatross::cli::main()
+}

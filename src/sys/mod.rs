@@ -185,25 +185,7 @@ impl fmt::Display for Signal {
 }
 
 /// How a tender ended (§10.5), displayed as upstream logs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExitStatus {
-    /// It exited with this code (0–255).
-    Exit(i32),
-    /// A signal with this number killed it.
-    Signal(i32),
-    /// A signal with this number stopped it.
-    Stopped(i32),
-}
-
-impl fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExitStatus::Exit(code) => write!(f, "exit {code}"),
-            ExitStatus::Signal(sig) => write!(f, "signal {sig}"),
-            ExitStatus::Stopped(sig) => write!(f, "stopped {sig}"),
-        }
-    }
-}
+pub use crate::model::restart::ExitStatus;
 
 /// Counters of one interface, from `/sys/class/net/NAME/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,6 +5,7 @@
 
 pub mod cert_ext;
 pub mod der;
+pub mod endpoint;
 pub mod frame;
 mod layouts;
 mod message;

@@ -3,7 +3,6 @@
 //! current layout re-encodes to identical bytes.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use albatross::model::name::{derived_mac, parse_mac};
 use albatross::model::{
@@ -18,51 +17,8 @@ use albatross::wire::{
 };
 use x509_cert::Certificate;
 
-fn vector_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors")
-        .join(name)
-}
-
-fn read_text(name: &str) -> String {
-    std::fs::read_to_string(vector_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn unhex(line: &str) -> Vec<u8> {
-    let line = line.trim();
-    assert!(line.len() % 2 == 0, "odd hex length");
-    (0..line.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex_file(name: &str) -> Vec<u8> {
-    unhex(&read_text(name))
-}
-
-fn unbase64(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.trim().bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET
-            .iter()
-            .position(|a| *a == c)
-            .expect("base64 character") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
-}
-
-fn b64_file(name: &str) -> Vec<u8> {
-    unbase64(&read_text(name))
-}
+mod common;
+use common::{b64_file, hex_file, read_text, unhex, vector_path};
 
 fn name(text: &str) -> Name {
     Name::parse(text).unwrap()

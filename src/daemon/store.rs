@@ -910,3 +910,441 @@ fn sync_dir(dir: &FsPath) -> Result<(), StoreError> {
         .and_then(|d| d.sync_all())
         .map_err(io_error(StoreOp::SyncDir, dir))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FailBehaviour, Typ, UnikernelArguments};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn scratch(tag: &str) -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "albatross-store-unit-{}-{tag}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn config(memory: i64, image: &[u8]) -> UnikernelConfig {
+        UnikernelConfig {
+            typ: Typ::Solo5,
+            compressed: false,
+            image: image.to_vec(),
+            args: UnikernelArguments {
+                fail_behaviour: FailBehaviour::Quit,
+                startup: None,
+                add_name: true,
+                cpuids: vec![0],
+                memory,
+                blocks: vec![],
+                bridges: vec![],
+                argv: None,
+                cpus: 1,
+                linux_boot_partition: None,
+            },
+        }
+    }
+
+    fn name(text: &str) -> Name {
+        Name::parse(text).unwrap()
+    }
+
+    fn open(dbdir: &FsPath) -> (Store, Loaded) {
+        Store::open(dbdir).unwrap()
+    }
+
+    /// The unikernels of a freshly opened store: name, memory, image.
+    fn contents(dbdir: &FsPath) -> (Vec<(String, i64, Vec<u8>)>, Loaded) {
+        let (store, loaded) = open(dbdir);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let found = loaded
+            .unikernels
+            .iter()
+            .map(|u| {
+                assert!(u.config.image.is_empty());
+                let image = store.read_image(&u.name).unwrap();
+                assert_eq!(fs::read(&u.image).unwrap(), image);
+                (u.name.to_string(), u.config.args.memory, image)
+            })
+            .collect();
+        (found, loaded)
+    }
+
+    fn entries(dir: &FsPath) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    const WRITE_STEPS: [Step; 6] = [
+        Step::MakeNew,
+        Step::WriteImage,
+        Step::WriteConfig,
+        Step::MoveOldAway,
+        Step::MoveNewIn,
+        Step::SyncDir,
+    ];
+
+    #[test]
+    fn markers_cannot_be_names() {
+        assert_eq!(Marker::parse(".:foo~new"), Some((Marker::New, ":foo")));
+        assert_eq!(Marker::parse(".a:b~old"), Some((Marker::Old, "a:b")));
+        assert_eq!(Marker::parse(".a:b~del"), Some((Marker::Del, "a:b")));
+        assert_eq!(Marker::parse(".:foo.new"), None);
+        assert_eq!(Marker::parse(":foo~new"), None);
+        for marker in Marker::ALL {
+            assert!(Name::parse(&marker.file_name(":foo")).is_err());
+        }
+        // What a `.name.new` scheme would have used is a unikernel name.
+        assert!(canonical_unikernel(".:foo.new").is_some());
+    }
+
+    #[test]
+    fn crash_at_every_step_of_a_write_keeps_old_or_new() {
+        for replacing in [false, true] {
+            for step in WRITE_STEPS {
+                let dbdir = scratch("crash-write");
+                let (store, _) = open(&dbdir);
+                let web = name("a:web");
+                store
+                    .put_unikernel(&name(":other"), &config(8, b"x"))
+                    .unwrap();
+                if replacing {
+                    store.put_unikernel(&web, &config(1, b"old")).unwrap();
+                }
+                store
+                    .write_unikernel(&web, &config(2, b"new"), Image::Bytes(b"new"), Some(step))
+                    .unwrap();
+                let new_dir = store.unikernel_dir(&Marker::New.file_name("a:web"));
+                if matches!(step, Step::MakeNew | Step::WriteImage) {
+                    // `write_atomic` had begun the next file.
+                    fs::write(new_dir.join(".config.tmp"), b"half").unwrap();
+                }
+
+                let (found, loaded) = contents(&dbdir);
+                let committed = matches!(step, Step::MoveNewIn | Step::SyncDir);
+                let mut expected = vec![(":other".to_string(), 8, b"x".to_vec())];
+                if committed {
+                    expected.insert(0, ("a:web".to_string(), 2, b"new".to_vec()));
+                } else if replacing {
+                    expected.insert(0, ("a:web".to_string(), 1, b"old".to_vec()));
+                }
+                assert_eq!(
+                    found, expected,
+                    "replacing {replacing}, crash after {step:?}"
+                );
+                // Until the new directory is in, `~new` is left; after, `~old`.
+                let leftovers = !committed || replacing;
+                assert_eq!(
+                    !loaded.warnings.is_empty(),
+                    leftovers,
+                    "{step:?}: {:?}",
+                    loaded.warnings
+                );
+                let mut names = vec![":other"];
+                if committed || replacing {
+                    names.push("a:web");
+                }
+                assert_eq!(entries(&dbdir.join(UNIKERNELS)), names);
+                fs::remove_dir_all(&dbdir).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn restore_of_old_is_reported() {
+        let dbdir = scratch("restore");
+        let (store, _) = open(&dbdir);
+        let web = name(":web");
+        store.put_unikernel(&web, &config(1, b"old")).unwrap();
+        store
+            .write_unikernel(
+                &web,
+                &config(2, b"new"),
+                Image::Bytes(b"new"),
+                Some(Step::MoveOldAway),
+            )
+            .unwrap();
+        let (_, loaded) = contents(&dbdir);
+        let dir = dbdir.join(UNIKERNELS);
+        assert_eq!(
+            loaded.warnings,
+            [
+                StoreWarning::Restored {
+                    from: dir.join(".:web~old"),
+                    to: dir.join(":web"),
+                },
+                StoreWarning::Discarded {
+                    path: dir.join(".:web~new")
+                },
+            ]
+        );
+        assert!(loaded.warnings[0].to_string().starts_with("restored "));
+        fs::remove_dir_all(&dbdir).unwrap();
+    }
+
+    #[test]
+    fn crash_while_deleting_the_old_version() {
+        let dbdir = scratch("crash-delete-old");
+        let (store, _) = open(&dbdir);
+        let web = name(":web");
+        store.put_unikernel(&web, &config(1, b"old")).unwrap();
+        store
+            .write_unikernel(
+                &web,
+                &config(2, b"new"),
+                Image::Bytes(b"new"),
+                Some(Step::SyncDir),
+            )
+            .unwrap();
+        // Half deleted: the config is gone, the image not yet.
+        fs::remove_file(dbdir.join(UNIKERNELS).join(".:web~old").join(CONFIG)).unwrap();
+        let (found, _) = contents(&dbdir);
+        assert_eq!(found, [(":web".to_string(), 2, b"new".to_vec())]);
+        assert_eq!(entries(&dbdir.join(UNIKERNELS)), [":web"]);
+        fs::remove_dir_all(&dbdir).unwrap();
+    }
+
+    #[test]
+    fn crash_during_removal_removes() {
+        for half_deleted in [false, true] {
+            let dbdir = scratch("crash-remove");
+            let (store, _) = open(&dbdir);
+            store
+                .put_unikernel(&name(":web"), &config(1, b"i"))
+                .unwrap();
+            assert!(store
+                .delete_unikernel(&name(":web"), Some(Step::MoveToDel))
+                .unwrap());
+            if half_deleted {
+                fs::remove_file(dbdir.join(UNIKERNELS).join(".:web~del").join(IMAGE)).unwrap();
+            }
+            let (found, loaded) = contents(&dbdir);
+            assert!(found.is_empty());
+            assert!(matches!(
+                &loaded.warnings[..],
+                [StoreWarning::Discarded { .. }]
+            ));
+            assert!(entries(&dbdir.join(UNIKERNELS)).is_empty());
+            fs::remove_dir_all(&dbdir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_repaired_by_the_next_operation() {
+        let dbdir = scratch("repair-at-runtime");
+        let (store, _) = open(&dbdir);
+        let web = name(":web");
+        store.put_unikernel(&web, &config(1, b"old")).unwrap();
+        // As if the process had failed between the two renames.
+        store
+            .write_unikernel(
+                &web,
+                &config(2, b"new"),
+                Image::Bytes(b"new"),
+                Some(Step::MoveOldAway),
+            )
+            .unwrap();
+        store.put_unikernel(&web, &config(3, b"third")).unwrap();
+        assert_eq!(
+            contents(&dbdir).0,
+            [(":web".to_string(), 3, b"third".to_vec())]
+        );
+        assert_eq!(entries(&dbdir.join(UNIKERNELS)), [":web"]);
+
+        store
+            .write_unikernel(
+                &web,
+                &config(4, b"4"),
+                Image::Bytes(b"4"),
+                Some(Step::MoveOldAway),
+            )
+            .unwrap();
+        assert!(store.remove_unikernel(&web).unwrap());
+        assert!(contents(&dbdir).0.is_empty());
+        assert!(entries(&dbdir.join(UNIKERNELS)).is_empty());
+        fs::remove_dir_all(&dbdir).unwrap();
+    }
+
+    #[test]
+    fn dotted_names_and_leftovers_do_not_mix() {
+        let dbdir = scratch("dotted");
+        let (store, _) = open(&dbdir);
+        // `.:foo.new` is a unikernel (path `.`, label `foo.new`).
+        store
+            .put_unikernel(&name(".:foo.new"), &config(1, b"a"))
+            .unwrap();
+        store
+            .put_unikernel(&name(":foo"), &config(2, b"b"))
+            .unwrap();
+        store
+            .write_unikernel(
+                &name(":foo"),
+                &config(3, b"c"),
+                Image::Bytes(b"c"),
+                Some(Step::WriteConfig),
+            )
+            .unwrap();
+        let (found, loaded) = contents(&dbdir);
+        // Canonical order: label `.` sorts before `foo`.
+        assert_eq!(
+            found,
+            [
+                (".:foo.new".to_string(), 1, b"a".to_vec()),
+                (":foo".to_string(), 2, b"b".to_vec()),
+            ]
+        );
+        assert_eq!(loaded.warnings.len(), 1);
+        fs::remove_dir_all(&dbdir).unwrap();
+    }
+
+    #[test]
+    fn policy_write_leftovers_are_deleted() {
+        let dbdir = scratch("policy-temp");
+        let (store, _) = open(&dbdir);
+        let policy = Policy {
+            unikernels: 1,
+            cpuids: [0].into(),
+            memory: 64,
+            block: None,
+            bridges: Default::default(),
+        };
+        store
+            .put_policy(&Path::parse("a").unwrap(), &policy)
+            .unwrap();
+        let temp = dbdir.join(POLICIES).join(".a:.tmp");
+        fs::write(&temp, b"half").unwrap();
+        fs::write(dbdir.join(POLICIES).join(".:.tmp"), b"half").unwrap();
+        let (_, loaded) = open(&dbdir);
+        assert_eq!(loaded.policies, [(Path::parse("a").unwrap(), policy)]);
+        assert!(loaded
+            .warnings
+            .contains(&StoreWarning::Discarded { path: temp }));
+        assert_eq!(entries(&dbdir.join(POLICIES)), ["a:"]);
+        fs::remove_dir_all(&dbdir).unwrap();
+    }
+
+    #[test]
+    fn foreign_entries_are_left_alone() {
+        let dbdir = scratch("foreign");
+        let (store, _) = open(&dbdir);
+        store
+            .put_unikernel(&name("a:web"), &config(1, b"i"))
+            .unwrap();
+        let unikernels = dbdir.join(UNIKERNELS);
+        let policies = dbdir.join(POLICIES);
+        fs::create_dir(unikernels.join("A:WEB")).unwrap();
+        fs::create_dir(unikernels.join("a:")).unwrap();
+        fs::write(unikernels.join("README"), b"").unwrap();
+        fs::create_dir(unikernels.join(".junk~new")).unwrap();
+        fs::write(policies.join("a:web"), b"").unwrap();
+        fs::write(policies.join(".a:web.tmp"), b"").unwrap();
+        let (found, loaded) = contents(&dbdir);
+        assert_eq!(found.len(), 1);
+        // Upper case is not canonical (`README` would be `:readme`).
+        let ignored: Vec<&str> = loaded
+            .warnings
+            .iter()
+            .map(|w| match w {
+                StoreWarning::Ignored { path, .. } => path.file_name().unwrap().to_str().unwrap(),
+                other => panic!("{other}"),
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            ignored,
+            [".a:web.tmp", ".junk~new", "A:WEB", "README", "a:", "a:web"]
+        );
+        assert!(loaded.warnings[0].to_string().starts_with("ignored "));
+        assert_eq!(entries(&unikernels).len(), 5);
+        fs::remove_dir_all(&dbdir).unwrap();
+    }
+
+    #[test]
+    fn unreadable_entries_are_errors_naming_the_file() {
+        let dbdir = scratch("unreadable");
+        let (store, _) = open(&dbdir);
+        for n in [":good", ":bad", ":noimage", ":noconfig"] {
+            store.put_unikernel(&name(n), &config(1, b"i")).unwrap();
+        }
+        store
+            .put_policy(
+                &Path::root(),
+                &Policy {
+                    unikernels: 1,
+                    cpuids: [0].into(),
+                    memory: 64,
+                    block: None,
+                    bridges: Default::default(),
+                },
+            )
+            .unwrap();
+        let dir = dbdir.join(UNIKERNELS);
+        fs::write(dir.join(":bad").join(CONFIG), b"\x30\x00").unwrap();
+        fs::remove_file(dir.join(":noimage").join(IMAGE)).unwrap();
+        fs::remove_file(dir.join(":noconfig").join(CONFIG)).unwrap();
+        fs::write(dbdir.join(POLICIES).join(":"), b"\x30\x01").unwrap();
+        let (_, loaded) = open(&dbdir);
+        let names: Vec<String> = loaded
+            .unikernels
+            .iter()
+            .map(|u| u.name.to_string())
+            .collect();
+        assert_eq!(names, [":good"]);
+        assert!(loaded.policies.is_empty());
+        let messages: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        for (error, file) in [
+            (":bad/config does not decode", 1),
+            (":noconfig has no config file", 1),
+            (":noimage has no image file", 1),
+            ("policies/: does not decode", 1),
+        ] {
+            assert_eq!(
+                messages.iter().filter(|m| m.contains(error)).count(),
+                file,
+                "{error}: {messages:?}"
+            );
+        }
+        assert!(loaded.errors.iter().any(|e| matches!(
+            e,
+            StoreError::Decode { path, .. } if path == &dir.join(":bad").join(CONFIG)
+        )));
+        fs::remove_dir_all(&dbdir).unwrap();
+    }
+
+    #[test]
+    fn unknown_store_version_is_refused() {
+        let dbdir = scratch("version");
+        open(&dbdir);
+        assert_eq!(fs::read(dbdir.join(VERSION_FILE)).unwrap(), b"1\n");
+        fs::write(dbdir.join(VERSION_FILE), b"2\n").unwrap();
+        let err = Store::open(&dbdir).unwrap_err();
+        assert!(matches!(err, StoreError::UnknownVersion { .. }));
+        assert!(err.to_string().contains("version \"2\\n\""), "{err}");
+        fs::remove_dir_all(&dbdir).unwrap();
+
+        let err = Store::open(&dbdir).unwrap_err();
+        assert!(err.to_string().starts_with("creating directory "), "{err}");
+    }
+
+    #[test]
+    fn paths_are_not_unikernels() {
+        let dbdir = scratch("path-name");
+        let (store, _) = open(&dbdir);
+        let err = store
+            .put_unikernel(&name("a:"), &config(1, b""))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "a: is a path, not the name of a unikernel");
+        assert!(store.remove_unikernel(&name(":")).is_err());
+        fs::remove_dir_all(&dbdir).unwrap();
+    }
+}

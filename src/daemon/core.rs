@@ -513,7 +513,7 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         if config.args != old.args {
             let store = self.store.clone();
             let (job_name, job_config) = (name.clone(), config);
-            smol::unblock(move || store.put_unikernel(&job_name, &job_config)).await?;
+            smol::unblock(move || store.update_config(&job_name, &job_config)).await?;
         }
         Ok("created unikernel".to_string())
     }
@@ -688,7 +688,7 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         if persist {
             let store = self.store.clone();
             let job = name.clone();
-            smol::unblock(move || store.put_unikernel(&job, &config)).await?;
+            smol::unblock(move || store.update_config(&job, &config)).await?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use flate2::Compression;
 
 use super::common::{self, CommonOptions, Context, Mode};
 use super::error::{CliError, Exit};
-use super::session::{execute, Request, Upload};
+use super::session::{execute, execute_optional, Request, Upload};
 use super::values::{
     parse_block_spec, parse_bridge_tap, parse_compression, parse_dir, parse_file, parse_http_host,
     parse_int, parse_name, parse_net_spec, parse_path, parse_since, parse_typ,
@@ -312,7 +312,15 @@ struct Info {
 impl Subcommand for Info {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
         let command = Command::Unikernel(UnikernelCmd::Info(InfoVersion::Current));
-        execute(ctx, &[Request::new(self.name, command)])
+        let exit = execute(ctx, &[Request::new(self.name.clone(), command)])?;
+        if exit == Exit::Success {
+            // Restart counts and waiting unikernels, from daemons that have
+            // the status extension; others close the connection, and that
+            // is not an error.
+            let status = Command::Unikernel(UnikernelCmd::Status);
+            execute_optional(ctx, &Request::new(self.name, status));
+        }
+        Ok(exit)
     }
 }
 

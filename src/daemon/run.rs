@@ -275,8 +275,11 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
             }
         };
         let signal = async {
-            let signal = signals.next().await;
-            log::info!("{signal:?}: stopping every unikernel; they start again with the daemon");
+            let name = match signals.next().await {
+                Some(Ok(async_signal::Signal::Int)) => "SIGINT",
+                _ => "SIGTERM",
+            };
+            log::info!("{name}: stopping every unikernel; they start again with the daemon");
         };
         smol::future::or(accept, signal).await;
         drop(listener);

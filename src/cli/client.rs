@@ -12,7 +12,7 @@ use flate2::Compression;
 
 use super::common::{self, CommonOptions, Context, Mode};
 use super::error::{CliError, Exit};
-use super::session::{execute, Request, Upload};
+use super::session::{execute, execute_optional, Request, Upload};
 use super::values::{
     parse_block_spec, parse_bridge_tap, parse_compression, parse_dir, parse_file, parse_http_host,
     parse_int, parse_name, parse_net_spec, parse_path, parse_since, parse_typ,
@@ -22,6 +22,7 @@ use crate::model::{
     BlockSpec, FailBehaviour, Name, NetSpec, Path, Policy, Timestamp, Typ, UnikernelArguments,
     UnikernelConfig,
 };
+use crate::wire::state::StateLayout;
 use crate::wire::{
     BlockCmd, Command, ConsoleCmd, InfoVersion, PolicyCmd, SinceCount, StatsCmd, UnikernelCmd,
 };
@@ -312,7 +313,15 @@ struct Info {
 impl Subcommand for Info {
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
         let command = Command::Unikernel(UnikernelCmd::Info(InfoVersion::Current));
-        execute(ctx, &[Request::new(self.name, command)])
+        let exit = execute(ctx, &[Request::new(self.name.clone(), command)])?;
+        if exit == Exit::Success {
+            // Restart counts and waiting unikernels, from daemons that have
+            // the status extension; others close the connection, and that
+            // is not an error.
+            let status = Command::Unikernel(UnikernelCmd::Status);
+            execute_optional(ctx, &Request::new(self.name, status));
+        }
+        Ok(exit)
     }
 }
 
@@ -924,10 +933,47 @@ impl Subcommand for InspectDump {
     const COMMON: &'static [&'static str] = common::LOGGING;
 
     fn run(self, _ctx: &Context) -> Result<Exit, CliError> {
-        dump::inspect(&dump::state_path(
+        dump::inspect(&dump::inspect_source(
             self.file.as_deref(),
             self.dbdir.as_deref(),
-        ))
+        )?)
+    }
+}
+
+/// write the daemon's store as an upstream state file, for upstream's
+/// albatrossd or for a backup
+#[derive(FromArgs, ArgsInfo)]
+struct ExportState {
+    /// where to write (default: <dbdir>/state, the previous one kept as
+    /// state.bak)
+    #[argh(option, arg_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// albatross database directory (default: /var/lib/albatross on Linux,
+    /// /var/db/albatross elsewhere)
+    #[argh(option, arg_name = "DIR", from_str_fn(parse_dir))]
+    dbdir: Option<PathBuf>,
+
+    /// state file layout: 6 (albatross 2.3 and later, the default), 5
+    /// (2.0 to 2.2) or 4 (1.5); the older ones hold one CPU per unikernel
+    #[argh(option, arg_name = "N", from_str_fn(parse_layout), default = "StateLayout::Current")]
+    layout: StateLayout,
+}
+
+fn parse_layout(text: &str) -> Result<StateLayout, String> {
+    match text {
+        "6" => Ok(StateLayout::Current),
+        "5" => Ok(StateLayout::V4AndPolicies),
+        "4" => Ok(StateLayout::V3AndPolicies),
+        _ => Err(format!("invalid layout '{text}', expected 6, 5 or 4")),
+    }
+}
+
+impl Subcommand for ExportState {
+    const COMMON: &'static [&'static str] = common::LOGGING;
+
+    fn run(self, _ctx: &Context) -> Result<Exit, CliError> {
+        dump::export(self.dbdir.as_deref(), self.file.as_deref(), self.layout)
     }
 }
 
@@ -954,8 +1000,7 @@ impl Subcommand for ExtractDump {
     const COMMON: &'static [&'static str] = common::LOGGING;
 
     fn run(self, ctx: &Context) -> Result<Exit, CliError> {
-        let path = dump::state_path(self.file.as_deref(), self.dbdir.as_deref());
-        dump::extract(ctx, &path, &self.name)
+        dump::extract(ctx, self.file.as_deref(), self.dbdir.as_deref(), &self.name)
     }
 }
 
@@ -1016,6 +1061,7 @@ pub const COMMANDS: &[ClientCommand] = &[
     entry::<Generate>("generate", false),
     entry::<InspectDump>("inspect-dump", false),
     entry::<ExtractDump>("extract-dump", false),
+    entry::<ExportState>("export-state", false),
 ];
 
 /// The subcommand's own help, its common options and the exit statuses.

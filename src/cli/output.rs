@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::model::name::format_mac;
 use crate::model::{FailBehaviour, Name, Policy, Typ, UnikernelConfig, UnikernelInfo};
-use crate::wire::{Data, IfData, StatsData, Success, Timeval};
+use crate::wire::{Data, IfData, LifeCycle, StatsData, Success, Timeval, UnikernelStatus};
 
 /// `bytes` with printable ASCII kept, `\` doubled, tab, CR and LF as
 /// `\t`, `\r`, `\n`, and anything else as `\xHH`.
@@ -215,7 +215,27 @@ pub fn reply(name: &Name, s: &Success) -> Vec<String> {
             "{name}: block device dump follows{}",
             if *compressed { " (compressed)" } else { "" }
         )],
+        Success::UnikernelStatus(list) => list.iter().filter_map(status).collect(),
     }
+}
+
+/// A line for a unikernel that was restarted or is not running; nothing
+/// for one that simply runs.
+fn status(s: &UnikernelStatus) -> Option<String> {
+    let state = match s.state {
+        LifeCycle::Running if s.restarts == 0 => return None,
+        LifeCycle::Running => "running",
+        LifeCycle::Starting => "starting",
+        LifeCycle::Waiting => "waiting to restart",
+        LifeCycle::Stopped => "stopping",
+    };
+    let next = s.next_attempt.map_or_else(String::new, |t| {
+        format!(", next attempt: {}", t.to_rfc3339())
+    });
+    Some(format!(
+        "{}: {state}, restarts: {}{next}",
+        s.name, s.restarts
+    ))
 }
 
 fn timeval(t: &Timeval) -> String {

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use flate2::write::{ZlibDecoder, ZlibEncoder};
 use flate2::Compression;
 
-use super::common::{Context, Mode};
+use super::common::{Context, Mode, Reporter};
 use super::error::{CliError, Exit};
+use super::values::Level;
 use super::{hexdump, output};
 use crate::model::Name;
 use crate::wire::endpoint::{endpoint, ReadMode};
@@ -93,6 +94,23 @@ pub fn execute(ctx: &Context, requests: &[Request]) -> Result<Exit, CliError> {
             Err(CliError::NotImplemented(
                 "writing certificate signing requests (--csr)".to_string(),
             ))
+        }
+    }
+}
+
+/// Sends an extension request to a local daemon and prints what it
+/// answers; says nothing if the daemon does not know the request (upstream
+/// closes the connection) or in other modes.
+pub fn execute_optional(ctx: &Context, request: &Request) {
+    if let Mode::Local(socket) = &ctx.mode {
+        if socket.as_deref() != Some("-") {
+            let quiet = Context {
+                report: Reporter::new("", Level::Quiet),
+                ..ctx.clone()
+            };
+            if let Err(e) = local(&quiet, socket.as_deref().map(Path::new), request) {
+                ctx.report.debug(&format!("status: {e}"));
+            }
         }
     }
 }

@@ -60,7 +60,11 @@ impl fmt::Display for BlockError {
 impl std::error::Error for BlockError {}
 
 fn io_err<'a>(what: &'static str, path: &'a FsPath) -> impl FnOnce(io::Error) -> BlockError + 'a {
-    move |source| BlockError::Io { what, path: path.to_path_buf(), source }
+    move |source| BlockError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What [`scan`] found.
@@ -101,7 +105,10 @@ pub fn scan(dir: &FsPath) -> io::Result<Scan> {
         }
     }
     found.sort();
-    Ok(Scan { devices: found, skipped })
+    Ok(Scan {
+        devices: found,
+        skipped,
+    })
 }
 
 /// Writes `tmp` fully, then renames it over `path` and syncs the directory.
@@ -110,11 +117,16 @@ fn commit(tmp: &FsPath, path: &FsPath, file: File) -> Result<(), BlockError> {
     drop(file);
     fs::rename(tmp, path).map_err(io_err("cannot rename", tmp))?;
     let dir = path.parent().unwrap_or(FsPath::new("."));
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("cannot sync", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("cannot sync", dir))
 }
 
 fn temp_path(path: &FsPath, kind: &str) -> PathBuf {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{file}.{kind}"))
 }
 
@@ -169,7 +181,10 @@ struct Limited {
 impl Write for Limited {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.written.saturating_add(buf.len() as u64) > self.limit {
-            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "stream exceeds size"));
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "stream exceeds size",
+            ));
         }
         let n = self.file.write(buf)?;
         self.written += n as u64;
@@ -187,17 +202,36 @@ impl Upload {
         let tmp = temp_path(path, "upload");
         let file = create_temp(&tmp)?;
         let limit = u64::try_from(size).unwrap_or(0).saturating_mul(MB);
-        let limited = Limited { file, written: 0, limit };
-        let sink = if compressed { Sink::Zlib(ZlibDecoder::new(limited)) } else { Sink::Raw(limited) };
-        Ok(Upload { path: path.to_path_buf(), tmp, size, sink })
+        let limited = Limited {
+            file,
+            written: 0,
+            limit,
+        };
+        let sink = if compressed {
+            Sink::Zlib(ZlibDecoder::new(limited))
+        } else {
+            Sink::Raw(limited)
+        };
+        Ok(Upload {
+            path: path.to_path_buf(),
+            tmp,
+            size,
+            sink,
+        })
     }
 
     fn fail(&self, e: io::Error) -> BlockError {
         let _ = fs::remove_file(&self.tmp);
         match e.kind() {
             io::ErrorKind::FileTooLarge => BlockError::StreamExceedsSize { size: self.size },
-            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => BlockError::Inflate(e.to_string()),
-            _ => BlockError::Io { what: "cannot write", path: self.tmp.clone(), source: e },
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+                BlockError::Inflate(e.to_string())
+            }
+            _ => BlockError::Io {
+                what: "cannot write",
+                path: self.tmp.clone(),
+                source: e,
+            },
         }
     }
 
@@ -223,7 +257,10 @@ impl Upload {
                 return Err(BlockError::Inflate(e.to_string()));
             }
         };
-        limited.file.set_len(limited.limit).map_err(io_err("cannot extend", &self.tmp))?;
+        limited
+            .file
+            .set_len(limited.limit)
+            .map_err(io_err("cannot extend", &self.tmp))?;
         commit(&self.tmp, &self.path, limited.file)
     }
 
@@ -252,9 +289,17 @@ impl Dump {
     pub fn open(path: &FsPath, level: i64) -> Result<Dump, BlockError> {
         let file = File::open(path).map_err(io_err("cannot open", path))?;
         let encoder = (level > 0).then(|| {
-            ZlibEncoder::new(Vec::new(), Compression::new(u32::try_from(level.min(9)).unwrap_or(9)))
+            ZlibEncoder::new(
+                Vec::new(),
+                Compression::new(u32::try_from(level.min(9)).unwrap_or(9)),
+            )
         });
-        Ok(Dump { file, path: path.to_path_buf(), encoder, done: false })
+        Ok(Dump {
+            file,
+            path: path.to_path_buf(),
+            encoder,
+            done: false,
+        })
     }
 
     /// The next piece, or `None` at the end.
@@ -264,7 +309,10 @@ impl Dump {
         }
         let Some(encoder) = &mut self.encoder else {
             let mut buf = vec![0u8; DUMP_PIECE];
-            let n = self.file.read(&mut buf).map_err(io_err("cannot read", &self.path))?;
+            let n = self
+                .file
+                .read(&mut buf)
+                .map_err(io_err("cannot read", &self.path))?;
             if n == 0 {
                 self.done = true;
                 return Ok(None);
@@ -274,14 +322,22 @@ impl Dump {
         };
         loop {
             let mut buf = vec![0u8; ZLIB_INPUT];
-            let n = self.file.read(&mut buf).map_err(io_err("cannot read", &self.path))?;
+            let n = self
+                .file
+                .read(&mut buf)
+                .map_err(io_err("cannot read", &self.path))?;
             if n == 0 {
                 self.done = true;
-                let rest = std::mem::replace(encoder, ZlibEncoder::new(Vec::new(), Compression::none()));
-                let out = rest.finish().map_err(io_err("cannot compress", &self.path))?;
+                let rest =
+                    std::mem::replace(encoder, ZlibEncoder::new(Vec::new(), Compression::none()));
+                let out = rest
+                    .finish()
+                    .map_err(io_err("cannot compress", &self.path))?;
                 return Ok((!out.is_empty()).then_some(out));
             }
-            encoder.write_all(&buf[..n]).map_err(io_err("cannot compress", &self.path))?;
+            encoder
+                .write_all(&buf[..n])
+                .map_err(io_err("cannot compress", &self.path))?;
             let out = std::mem::take(encoder.get_mut());
             if !out.is_empty() {
                 return Ok(Some(out));
@@ -329,7 +385,11 @@ mod tests {
                 assert!(level > 0 || piece.len() <= DUMP_PIECE);
                 out.extend(piece);
             }
-            let out = if level > 0 { crate::daemon::image::inflate(&out, 4 * MB).unwrap() } else { out };
+            let out = if level > 0 {
+                crate::daemon::image::inflate(&out, 4 * MB).unwrap()
+            } else {
+                out
+            };
             assert_eq!(out, data);
         }
         fs::remove_dir_all(&d).unwrap();
@@ -342,7 +402,10 @@ mod tests {
         create(&path, 1).unwrap();
         let mut up = Upload::start(&path, 1, false).unwrap();
         up.write(&vec![1u8; MB as usize]).unwrap();
-        assert!(matches!(up.write(&[1]), Err(BlockError::StreamExceedsSize { size: 1 })));
+        assert!(matches!(
+            up.write(&[1]),
+            Err(BlockError::StreamExceedsSize { size: 1 })
+        ));
         assert_eq!(fs::read(&path).unwrap(), vec![0u8; MB as usize]);
         fs::remove_dir_all(&d).unwrap();
     }

@@ -24,13 +24,16 @@ use smol::{Async, LocalExecutor, Timer};
 use super::image::{self, ImageError};
 use super::store::{Store, StoreError};
 use super::tenders::{TenderError, Tenders};
-use crate::model::resources::{PolicyError, StartError, UnikernelError, UnikernelUsage, UnknownPolicy};
+use crate::model::resources::{
+    PolicyError, StartError, UnikernelError, UnikernelUsage, UnknownPolicy,
+};
 use crate::model::restart::{after_exit, AfterExit, Backoff, ExitStatus};
 use crate::model::tender::{tender_arguments, HostPaths};
 use crate::model::{
     BlockInfo, Name, NetInfo, Path, Policy, Resources, Timestamp, UnikernelConfig, UnikernelInfo,
 };
 use crate::sys::{Signal, Sys, SysError, Tender, TenderSpec};
+use crate::wire::{LifeCycle, UnikernelStatus};
 
 /// Settings of the core.
 #[derive(Debug, Clone)]
@@ -87,7 +90,10 @@ impl fmt::Display for CoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CoreError::NotAUnikernel(n) => {
-                write!(f, "{n} is a path; a unikernel name (with a label) is needed")
+                write!(
+                    f,
+                    "{n} is a path; a unikernel name (with a label) is needed"
+                )
             }
             CoreError::Unsupported(what) => write!(f, "{what} is not supported on this host"),
             CoreError::Exists(n) => write!(f, "unikernel {n} already exists"),
@@ -143,7 +149,9 @@ enum Phase {
     Starting,
     Running(Running),
     /// Waiting for a restart attempt at this time.
-    Waiting { at: Timestamp },
+    Waiting {
+        at: Timestamp,
+    },
     /// Stopped by a command or the shutdown; about to be forgotten or
     /// started again.
     Stopped,
@@ -183,21 +191,6 @@ impl State {
     }
 }
 
-/// The status of a unikernel beyond what `info` carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    /// Its name.
-    pub name: Name,
-    /// Process id while running.
-    pub pid: Option<u32>,
-    /// Tap interfaces while running.
-    pub taps: Vec<String>,
-    /// Restarts since it was created.
-    pub restarts: u64,
-    /// When the next restart is attempted, while waiting.
-    pub next_attempt: Option<Timestamp>,
-}
-
 /// The core. Create it with [`Core::new`] inside the executor it spawns on.
 pub struct Core<S: Sys + Send + Sync + 'static> {
     sys: Arc<S>,
@@ -229,7 +222,10 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             tenders: Arc::new(tenders),
             config: Arc::new(config),
             ex,
-            state: RefCell::new(State { resources, ..State::default() }),
+            state: RefCell::new(State {
+                resources,
+                ..State::default()
+            }),
             locks: RefCell::new(HashMap::new()),
         })
     }
@@ -251,7 +247,10 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             if locks.len() > 1024 {
                 locks.retain(|_, l| Arc::strong_count(l) > 1);
             }
-            locks.entry(key).or_insert_with(|| Arc::new(Mutex::new(()))).clone()
+            locks
+                .entry(key)
+                .or_insert_with(|| Arc::new(Mutex::new(())))
+                .clone()
         };
         lock.lock_arc().await
     }
@@ -259,7 +258,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
     /// Locks the unikernel `name` and each of its block devices, in a fixed
     /// order (unikernel first, then devices sorted) so that two operations
     /// cannot deadlock.
-    async fn lock_unikernel(&self, name: &Name, config: Option<&UnikernelConfig>) -> Vec<MutexGuardArc<()>> {
+    async fn lock_unikernel(
+        &self,
+        name: &Name,
+        config: Option<&UnikernelConfig>,
+    ) -> Vec<MutexGuardArc<()>> {
         let mut blocks: Vec<Name> = config
             .into_iter()
             .flat_map(|c| c.args.blocks.iter())
@@ -292,7 +295,9 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             return Err(CoreError::Exists(name.clone()));
         }
         let usage = usage_of(config);
-        st.resources.check_start(name, &usage).map_err(CoreError::Policy)?;
+        st.resources
+            .check_start(name, &usage)
+            .map_err(CoreError::Policy)?;
         st.resources
             .insert_unikernel(name, usage)
             .map_err(CoreError::Record)?;
@@ -301,7 +306,14 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         kept.image = Vec::new();
         st.vms.insert(
             name.clone(),
-            Vm { config: kept, digest: [0; 32], phase: Phase::Starting, backoff: Backoff::default(), console, generation: 0 },
+            Vm {
+                config: kept,
+                digest: [0; 32],
+                phase: Phase::Starting,
+                backoff: Backoff::default(),
+                console,
+                generation: 0,
+            },
         );
         Ok(())
     }
@@ -316,13 +328,19 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
 
     /// Prepares host resources and starts the tender of a reserved
     /// unikernel. `config.image` holds the image as stored.
-    async fn launch(self: &Rc<Self>, name: &Name, config: &UnikernelConfig) -> Result<(), CoreError> {
+    async fn launch(
+        self: &Rc<Self>,
+        name: &Name,
+        config: &UnikernelConfig,
+    ) -> Result<(), CoreError> {
         let sys = self.sys.clone();
         let tenders = self.tenders.clone();
         let settings = self.config.clone();
         let job_name = name.clone();
         let job_config = config.clone();
-        let prepared = smol::unblock(move || prepare(&*sys, &tenders, &settings, &job_name, &job_config)).await?;
+        let prepared =
+            smol::unblock(move || prepare(&*sys, &tenders, &settings, &job_name, &job_config))
+                .await?;
         // The read side first, so that the tender's open does not block.
         let fifo = self.config.paths.fifo(name);
         let reader = open_fifo_reader(&fifo).map_err(|e| {
@@ -332,7 +350,12 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         let spec = TenderSpec {
             program: prepared.tender.clone(),
             args: prepared.argv.iter().map(Into::into).collect(),
-            cpuids: config.args.cpuids.iter().filter_map(|c| usize::try_from(*c).ok()).collect(),
+            cpuids: config
+                .args
+                .cpuids
+                .iter()
+                .filter_map(|c| usize::try_from(*c).ok())
+                .collect(),
             console: fifo.clone(),
             env: Vec::new(),
         };
@@ -355,7 +378,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         log::info!(
             "{name}: started {} (pid {pid}, taps {})",
             prepared.tender.display(),
-            if prepared.taps.is_empty() { "none".to_string() } else { prepared.taps.join(", ") }
+            if prepared.taps.is_empty() {
+                "none".to_string()
+            } else {
+                prepared.taps.join(", ")
+            }
         );
         let generation = {
             let mut st = self.state.borrow_mut();
@@ -375,12 +402,16 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
                 stopping: false,
             });
             let console = vm.console.clone();
-            self.ex.spawn(drain_console(name.clone(), reader, console)).detach();
+            self.ex
+                .spawn(drain_console(name.clone(), reader, console))
+                .detach();
             vm.generation
         };
         let core = self.clone();
         let watched = name.clone();
-        self.ex.spawn(async move { core.watch(watched, tender, generation).await }).detach();
+        self.ex
+            .spawn(async move { core.watch(watched, tender, generation).await })
+            .detach();
         Ok(())
     }
 
@@ -392,12 +423,19 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         let fifo = self.config.paths.fifo(name);
         let name = name.clone();
         self.ex
-            .spawn(smol::unblock(move || cleanup(&*sys, &name, &image, &fifo, &taps)))
+            .spawn(smol::unblock(move || {
+                cleanup(&*sys, &name, &image, &fifo, &taps)
+            }))
             .detach();
     }
 
     /// Creates unikernel `name` (§8.2 create / force-create).
-    pub async fn create(self: &Rc<Self>, name: &Name, config: UnikernelConfig, force: bool) -> Result<String, CoreError> {
+    pub async fn create(
+        self: &Rc<Self>,
+        name: &Name,
+        config: UnikernelConfig,
+        force: bool,
+    ) -> Result<String, CoreError> {
         if name.is_path() {
             return Err(CoreError::NotAUnikernel(name.clone()));
         }
@@ -407,7 +445,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         let _guards = self.lock_unikernel(name, Some(&config)).await;
         if force && self.state.borrow().vms.contains_key(name) {
             let usage = usage_of(&config);
-            self.state.borrow().resources.check_replace(name, &usage).map_err(CoreError::Policy)?;
+            self.state
+                .borrow()
+                .resources
+                .check_replace(name, &usage)
+                .map_err(CoreError::Policy)?;
             self.stop(name).await?;
             self.forget(name).await?;
         }
@@ -434,7 +476,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
     async fn stop(self: &Rc<Self>, name: &Name) -> Result<(), CoreError> {
         let (tender, exited) = {
             let mut st = self.state.borrow_mut();
-            let Some(Vm { phase: Phase::Running(run), .. }) = st.vms.get_mut(name) else {
+            let Some(Vm {
+                phase: Phase::Running(run),
+                ..
+            }) = st.vms.get_mut(name)
+            else {
                 return Ok(());
             };
             let (tx, rx) = smol::channel::bounded(1);
@@ -454,11 +500,18 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         if status.is_some() {
             return Ok(());
         }
-        log::warn!("{name}: no exit {}s after SIGTERM, sending SIGKILL", timeout.as_secs());
+        log::warn!(
+            "{name}: no exit {}s after SIGTERM, sending SIGKILL",
+            timeout.as_secs()
+        );
         if let Err(e) = self.sys.signal(tender.get_ref(), Signal::Kill) {
             log::warn!("{name}: {e}");
         }
-        exited.recv().await.map(|_| ()).map_err(|_| CoreError::StopFailed(name.clone()))
+        exited
+            .recv()
+            .await
+            .map(|_| ())
+            .map_err(|_| CoreError::StopFailed(name.clone()))
     }
 
     /// Forgets a stopped (or waiting) unikernel: memory and store.
@@ -475,18 +528,35 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         let _guards = self.lock_unikernel(name, None).await;
         let phase = match self.state.borrow().vms.get(name) {
             None => return Err(CoreError::NotFound("destroy: not found")),
-            Some(Vm { phase: Phase::Waiting { .. }, .. }) => "waiting",
+            Some(Vm {
+                phase: Phase::Waiting { .. },
+                ..
+            }) => "waiting",
             Some(_) => "running",
         };
         self.stop(name).await?;
         self.forget(name).await?;
-        Ok(if phase == "waiting" { "destroyed: removed from restarting" } else { "destroyed unikernel" }.to_string())
+        Ok(if phase == "waiting" {
+            "destroyed: removed from restarting"
+        } else {
+            "destroyed unikernel"
+        }
+        .to_string())
     }
 
     /// Restarts unikernel `name` with its configuration or with `args`
     /// (§8.2 restart). A unikernel waiting for a restart starts at once.
-    pub async fn restart(self: &Rc<Self>, name: &Name, args: Option<crate::model::UnikernelArguments>) -> Result<String, CoreError> {
-        let old = self.state.borrow().vms.get(name).map(|vm| vm.config.clone());
+    pub async fn restart(
+        self: &Rc<Self>,
+        name: &Name,
+        args: Option<crate::model::UnikernelArguments>,
+    ) -> Result<String, CoreError> {
+        let old = self
+            .state
+            .borrow()
+            .vms
+            .get(name)
+            .map(|vm| vm.config.clone());
         let Some(old) = old else {
             return Err(CoreError::NotFound("destroy: not found"));
         };
@@ -499,9 +569,20 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         let job = name.clone();
         config.image = smol::unblock(move || store.read_image(&job)).await?;
         // Refuse before stopping anything: policies and the manifest.
-        self.state.borrow().resources.check_replace(name, &usage_of(&config)).map_err(CoreError::Policy)?;
-        let (image, compressed, args, max) = (config.image.clone(), config.compressed, config.args.clone(), self.config.max_image);
-        smol::unblock(move || image::check(&image, compressed, &args, max).map(|_| ())).await.map_err(CoreError::Image)?;
+        self.state
+            .borrow()
+            .resources
+            .check_replace(name, &usage_of(&config))
+            .map_err(CoreError::Policy)?;
+        let (image, compressed, args, max) = (
+            config.image.clone(),
+            config.compressed,
+            config.args.clone(),
+            self.config.max_image,
+        );
+        smol::unblock(move || image::check(&image, compressed, &args, max).map(|_| ()))
+            .await
+            .map_err(CoreError::Image)?;
         self.stop(name).await?;
         self.state.borrow_mut().vms.remove(name);
         self.reserve(name, &config)?;
@@ -542,7 +623,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
     async fn exited(self: &Rc<Self>, name: &Name, status: ExitStatus, generation: u64) {
         let (run, config, console) = {
             let mut st = self.state.borrow_mut();
-            let Some(vm) = st.vms.get_mut(name).filter(|vm| vm.generation == generation) else {
+            let Some(vm) = st
+                .vms
+                .get_mut(name)
+                .filter(|vm| vm.generation == generation)
+            else {
                 return;
             };
             let Phase::Running(run) = std::mem::replace(&mut vm.phase, Phase::Starting) else {
@@ -554,11 +639,21 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             (run, config, console)
         };
         let ran = run.since.elapsed();
-        if let ExitStatus::Exit(0) = status {
+        if run.stopping || matches!(status, ExitStatus::Exit(0)) {
             log::info!("{name}: exited ({status}) after {}s", ran.as_secs());
         } else {
-            let tail: Vec<String> = console.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
-            log::warn!("{name}: exited ({status}) after {}s; last console lines: {}", ran.as_secs(), tail.join(" | "));
+            let tail: Vec<String> = console
+                .iter()
+                .rev()
+                .take(5)
+                .rev()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect();
+            log::warn!(
+                "{name}: exited ({status}) after {}s; last console lines: {}",
+                ran.as_secs(),
+                tail.join(" | ")
+            );
         }
         // Taps, image and FIFO go off the request path; the shutdown waits.
         let sys = self.sys.clone();
@@ -590,13 +685,16 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             AfterExit::RetryWithoutName | AfterExit::Restart => {
                 let delay = {
                     let mut st = self.state.borrow_mut();
-                    let Some(vm) = st.vms.get_mut(name) else { return };
+                    let Some(vm) = st.vms.get_mut(name) else {
+                        return;
+                    };
                     if decision == AfterExit::RetryWithoutName {
                         vm.config.args.add_name = false;
                     }
                     let delay = vm.backoff.next_delay(ran);
                     let at = Timestamp::from_unix_millis(
-                        Timestamp::now().unix_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+                        Timestamp::now().unix_millis()
+                            + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
                     );
                     vm.phase = Phase::Waiting { at };
                     delay
@@ -604,15 +702,30 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
                 if decision == AfterExit::RetryWithoutName {
                     log::warn!("{name}: {status}, probably does not understand --name; retrying without it");
                 } else if !delay.is_zero() {
-                    log::warn!("{name}: restarting in {}s (restart {})", delay.as_secs(), self.restarts(name));
+                    log::warn!(
+                        "{name}: restarting in {}s (restart {})",
+                        delay.as_secs(),
+                        self.restarts(name)
+                    );
                 }
-                self.schedule_restart(name, generation, delay, decision == AfterExit::RetryWithoutName);
+                self.schedule_restart(
+                    name,
+                    generation,
+                    delay,
+                    decision == AfterExit::RetryWithoutName,
+                );
             }
         }
     }
 
     /// Runs [`Core::restart_after_exit`] after `delay`.
-    fn schedule_restart(self: &Rc<Self>, name: &Name, generation: u64, delay: Duration, persist: bool) {
+    fn schedule_restart(
+        self: &Rc<Self>,
+        name: &Name,
+        generation: u64,
+        delay: Duration,
+        persist: bool,
+    ) {
         let core = self.clone();
         let name = name.clone();
         self.ex
@@ -624,7 +737,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
     }
 
     fn restarts(&self, name: &Name) -> u64 {
-        self.state.borrow().vms.get(name).map_or(0, |vm| vm.backoff.restarts)
+        self.state
+            .borrow()
+            .vms
+            .get(name)
+            .map_or(0, |vm| vm.backoff.restarts)
     }
 
     /// A scheduled restart: runs unless the unikernel was destroyed,
@@ -633,7 +750,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         let config = {
             let st = self.state.borrow();
             match st.vms.get(name) {
-                Some(vm) if vm.generation == generation && matches!(vm.phase, Phase::Waiting { .. }) => vm.config.clone(),
+                Some(vm)
+                    if vm.generation == generation && matches!(vm.phase, Phase::Waiting { .. }) =>
+                {
+                    vm.config.clone()
+                }
                 _ => return,
             }
         };
@@ -642,7 +763,9 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         let (backoff, console) = {
             let st = self.state.borrow();
             match st.vms.get(name) {
-                Some(vm) if vm.generation == generation && matches!(vm.phase, Phase::Waiting { .. }) => {
+                Some(vm)
+                    if vm.generation == generation && matches!(vm.phase, Phase::Waiting { .. }) =>
+                {
                     (vm.backoff, vm.console.clone())
                 }
                 _ => return,
@@ -663,10 +786,18 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             let mut backoff = backoff;
             let delay = backoff.next_delay(Duration::ZERO);
             let at = Timestamp::from_unix_millis(
-                Timestamp::now().unix_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+                Timestamp::now().unix_millis()
+                    + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
             );
             let next = st.next_generation();
-            let vm = Vm { config: kept, digest: [0; 32], phase: Phase::Waiting { at }, backoff, console: Rc::new(RefCell::new(VecDeque::new())), generation: next };
+            let vm = Vm {
+                config: kept,
+                digest: [0; 32],
+                phase: Phase::Waiting { at },
+                backoff,
+                console: Rc::new(RefCell::new(VecDeque::new())),
+                generation: next,
+            };
             st.vms.insert(name.clone(), vm);
             drop(st);
             self.schedule_restart(name, next, delay, persist);
@@ -675,7 +806,12 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
 
     /// Starts a stored unikernel (restart or restore) with `config`
     /// (without image), persisting the configuration if `persist`.
-    async fn start_stored(self: &Rc<Self>, name: &Name, mut config: UnikernelConfig, persist: bool) -> Result<(), CoreError> {
+    async fn start_stored(
+        self: &Rc<Self>,
+        name: &Name,
+        mut config: UnikernelConfig,
+        persist: bool,
+    ) -> Result<(), CoreError> {
         let store = self.store.clone();
         let job = name.clone();
         config.image = smol::unblock(move || store.read_image(&job)).await?;
@@ -697,7 +833,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
     /// priority first (§10.10 step 11). A failure is logged and the
     /// unikernel kept for a later restart attempt.
     pub async fn restore(self: &Rc<Self>, mut unikernels: Vec<(Name, UnikernelConfig)>) {
-        unikernels.sort_by_key(|(_, c)| c.args.startup.unwrap_or(crate::model::config::DEFAULT_STARTUP));
+        unikernels.sort_by_key(|(_, c)| {
+            c.args
+                .startup
+                .unwrap_or(crate::model::config::DEFAULT_STARTUP)
+        });
         for (name, config) in unikernels {
             let _guards = self.lock_unikernel(&name, Some(&config)).await;
             if self.state.borrow().vms.contains_key(&name) {
@@ -711,7 +851,16 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
                 let next = st.next_generation();
                 let mut backoff = Backoff::default();
                 let delay = backoff.next_delay(Duration::ZERO);
-                let vm = Vm { config: kept, digest: [0; 32], phase: Phase::Waiting { at: Timestamp::now() }, backoff, console: Rc::new(RefCell::new(VecDeque::new())), generation: next };
+                let vm = Vm {
+                    config: kept,
+                    digest: [0; 32],
+                    phase: Phase::Waiting {
+                        at: Timestamp::now(),
+                    },
+                    backoff,
+                    console: Rc::new(RefCell::new(VecDeque::new())),
+                    generation: next,
+                };
                 st.vms.insert(name.clone(), vm);
                 drop(st);
                 self.schedule_restart(&name, next, delay, false);
@@ -755,12 +904,18 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
                 .filter_map(|(full, vm)| Some((full.relative_to(name.path())?, full, vm)))
                 .collect()
         } else {
-            st.vms.get_key_value(name).map(|(full, vm)| (name.clone(), full, vm)).into_iter().collect()
+            st.vms
+                .get_key_value(name)
+                .map(|(full, vm)| (name.clone(), full, vm))
+                .into_iter()
+                .collect()
         };
         selected
             .into_iter()
             .filter_map(|(reported, full, vm)| {
-                let Phase::Running(run) = &vm.phase else { return None };
+                let Phase::Running(run) = &vm.phase else {
+                    return None;
+                };
                 let args = &vm.config.args;
                 let blocks = args
                     .blocks
@@ -805,20 +960,39 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             .collect()
     }
 
-    /// Status of every unikernel at or below `path`, waiting ones included.
-    pub fn status(&self, path: &Path) -> Vec<Status> {
-        self.state
-            .borrow()
-            .vms
-            .iter()
-            .filter(|(n, _)| n.is_within(path))
-            .map(|(n, vm)| {
-                let (pid, taps, next_attempt) = match &vm.phase {
-                    Phase::Running(r) => (Some(r.pid), r.taps.clone(), None),
-                    Phase::Waiting { at } => (None, Vec::new(), Some(*at)),
-                    Phase::Starting | Phase::Stopped => (None, Vec::new(), None),
+    /// Life cycle, restart count and next restart attempt of the
+    /// unikernels named by `name` (that one, or all at or below a path
+    /// with names relative to it); waiting ones included.
+    pub fn status(&self, name: &Name) -> Vec<UnikernelStatus> {
+        let st = self.state.borrow();
+        let selected: Vec<(Name, &Vm)> = if name.is_path() {
+            st.vms
+                .iter()
+                .filter_map(|(full, vm)| Some((full.relative_to(name.path())?, vm)))
+                .collect()
+        } else {
+            st.vms
+                .get(name)
+                .map(|vm| (name.clone(), vm))
+                .into_iter()
+                .collect()
+        };
+        selected
+            .into_iter()
+            .map(|(reported, vm)| {
+                let (state, pid, next_attempt) = match &vm.phase {
+                    Phase::Starting => (LifeCycle::Starting, None, None),
+                    Phase::Running(r) => (LifeCycle::Running, Some(i64::from(r.pid)), None),
+                    Phase::Waiting { at } => (LifeCycle::Waiting, None, Some(*at)),
+                    Phase::Stopped => (LifeCycle::Stopped, None, None),
                 };
-                Status { name: n.clone(), pid, taps, restarts: vm.backoff.restarts, next_attempt }
+                UnikernelStatus {
+                    name: reported,
+                    state,
+                    restarts: i64::try_from(vm.backoff.restarts).unwrap_or(i64::MAX),
+                    pid,
+                    next_attempt,
+                }
             })
             .collect()
     }
@@ -849,7 +1023,9 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             if old.as_ref() == Some(&policy) {
                 return Ok("no modification of policy".to_string());
             }
-            st.resources.insert_policy(path, policy.clone()).map_err(CoreError::PolicyInsert)?;
+            st.resources
+                .insert_policy(path, policy.clone())
+                .map_err(CoreError::PolicyInsert)?;
             old
         };
         let store = self.store.clone();
@@ -877,7 +1053,11 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         let store = self.store.clone();
         let job = path.clone();
         if let Err(e) = smol::unblock(move || store.remove_policy(&job)).await {
-            let _ = self.state.borrow_mut().resources.insert_policy(path, removed);
+            let _ = self
+                .state
+                .borrow_mut()
+                .resources
+                .insert_policy(path, removed);
             return Err(e.into());
         }
         Ok("removed policy".to_string())
@@ -899,13 +1079,29 @@ struct Prepared {
 
 /// Checks the image, picks the tender and makes the host resources of
 /// unikernel `name` (§10.2); undoes what it made if a step fails.
-fn prepare<S: Sys>(sys: &S, tenders: &Tenders, config: &Config, name: &Name, unikernel: &UnikernelConfig) -> Result<Prepared, CoreError> {
+fn prepare<S: Sys>(
+    sys: &S,
+    tenders: &Tenders,
+    config: &Config,
+    name: &Name,
+    unikernel: &UnikernelConfig,
+) -> Result<Prepared, CoreError> {
     let args = &unikernel.args;
-    let checked = image::check(&unikernel.image, unikernel.compressed, args, config.max_image).map_err(CoreError::Image)?;
-    let tender = tenders.select(checked.abi.target, checked.abi.version).map_err(CoreError::Tender)?;
+    let checked = image::check(
+        &unikernel.image,
+        unikernel.compressed,
+        args,
+        config.max_image,
+    )
+    .map_err(CoreError::Image)?;
+    let tender = tenders
+        .select(checked.abi.target, checked.abi.version)
+        .map_err(CoreError::Tender)?;
     for net in &args.bridges {
         if !sys.bridge_exists(net.host_bridge())? {
-            return Err(CoreError::Sys(SysError::NoSuchBridge { bridge: net.host_bridge().to_string() }));
+            return Err(CoreError::Sys(SysError::NoSuchBridge {
+                bridge: net.host_bridge().to_string(),
+            }));
         }
     }
     let paths = &config.paths;
@@ -914,23 +1110,37 @@ fn prepare<S: Sys>(sys: &S, tenders: &Tenders, config: &Config, name: &Name, uni
     sys.write_atomic(&paths.tmpdir, &image_name, &checked.bytes)?;
     let fifo = paths.fifo(name);
     let mut taps = Vec::new();
-    let made = sys.make_fifo(&fifo).map_err(CoreError::from).and_then(|()| {
-        for net in &args.bridges {
-            taps.push(sys.create_tap(net.host_bridge())?);
-        }
-        Ok(())
-    });
+    let made = sys
+        .make_fifo(&fifo)
+        .map_err(CoreError::from)
+        .and_then(|()| {
+            for net in &args.bridges {
+                taps.push(sys.create_tap(net.host_bridge())?);
+            }
+            Ok(())
+        });
     if let Err(e) = made {
         cleanup(sys, name, &image_path, &fifo, &taps);
         return Err(e);
     }
     let argv = tender_arguments(name, args, &taps, paths, &image_path, config.full_name);
-    Ok(Prepared { digest: checked.digest, tender: tender.path.clone(), argv, taps })
+    Ok(Prepared {
+        digest: checked.digest,
+        tender: tender.path.clone(),
+        argv,
+        taps,
+    })
 }
 
 /// Removes the image, FIFO and taps of a unikernel that ended; logs what
 /// fails (there is nobody to tell).
-fn cleanup<S: Sys>(sys: &S, name: &Name, image: &std::path::Path, fifo: &std::path::Path, taps: &[String]) {
+fn cleanup<S: Sys>(
+    sys: &S,
+    name: &Name,
+    image: &std::path::Path,
+    fifo: &std::path::Path,
+    taps: &[String],
+) {
     for path in [image, fifo] {
         if let Err(e) = sys.remove_file(path) {
             log::warn!("{name}: {e}");
@@ -944,7 +1154,10 @@ fn cleanup<S: Sys>(sys: &S, name: &Name, image: &std::path::Path, fifo: &std::pa
 }
 
 fn open_fifo_reader(path: &std::path::Path) -> std::io::Result<File> {
-    OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// Reads a unikernel's console until its tender exits, so the tender never
@@ -952,7 +1165,9 @@ fn open_fifo_reader(path: &std::path::Path) -> std::io::Result<File> {
 /// console role, when it exists, takes this over.)
 async fn drain_console(name: Name, fifo: File, tail: Rc<RefCell<VecDeque<Vec<u8>>>>) {
     use smol::io::AsyncReadExt;
-    let Ok(mut fifo) = Async::new(fifo) else { return };
+    let Ok(mut fifo) = Async::new(fifo) else {
+        return;
+    };
     let mut buf = vec![0u8; 4096];
     let mut partial = Vec::new();
     loop {

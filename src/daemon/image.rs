@@ -38,7 +38,10 @@ impl fmt::Display for ImageError {
         match self {
             ImageError::Inflate(e) => write!(f, "failed to uncompress: {e}"),
             ImageError::TooLarge { max } => {
-                write!(f, "image is larger than the maximum of {max} bytes when uncompressed")
+                write!(
+                    f,
+                    "image is larger than the maximum of {max} bytes when uncompressed"
+                )
             }
             ImageError::Empty => write!(f, "image is empty"),
             ImageError::Elf(e) => write!(f, "invalid image: {e}"),
@@ -91,7 +94,11 @@ pub fn check(
     args: &UnikernelArguments,
     max: u64,
 ) -> Result<CheckedImage, ImageError> {
-    let bytes = if compressed { inflate(image, max)? } else { image.to_vec() };
+    let bytes = if compressed {
+        inflate(image, max)?
+    } else {
+        image.to_vec()
+    };
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -113,7 +120,12 @@ pub fn check(
 
 /// The image in the form `get` asks for (§8.2): stored bytes as they are
 /// when the compression matches, else inflated or deflated.
-pub fn for_get(stored: Vec<u8>, compressed: bool, level: i64, max: u64) -> Result<(bool, Vec<u8>), ImageError> {
+pub fn for_get(
+    stored: Vec<u8>,
+    compressed: bool,
+    level: i64,
+    max: u64,
+) -> Result<(bool, Vec<u8>), ImageError> {
     match (compressed, level > 0) {
         (true, true) | (false, false) => Ok((compressed, stored)),
         (true, false) => Ok((false, inflate(&stored, max)?)),

@@ -16,11 +16,11 @@ use std::time::Duration;
 use smol::stream::StreamExt;
 use smol::{Async, LocalExecutor};
 
+use super::blocks;
 use super::core::{Config, Core};
 use super::server::{serve_connection, Limits};
 use super::store::{Store, StoreError};
 use super::tenders::Tenders;
-use super::blocks;
 use crate::model::tender::HostPaths;
 use crate::model::{Path, Policy, Resources};
 use crate::paths::Socket;
@@ -64,11 +64,17 @@ pub enum DaemonError {
 impl fmt::Display for DaemonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DaemonError::Directory(p, e) => write!(f, "cannot create directory {}: {e}", p.display()),
+            DaemonError::Directory(p, e) => {
+                write!(f, "cannot create directory {}: {e}", p.display())
+            }
             DaemonError::Sys(e) => write!(f, "{e}"),
             DaemonError::Store(e) => write!(f, "{e}"),
             DaemonError::Policy(p, e) => {
-                write!(f, "stored policy for {}: {e} (remove or fix it, then start again)", crate::model::Name::of_path(p.clone()))
+                write!(
+                    f,
+                    "stored policy for {}: {e} (remove or fix it, then start again)",
+                    crate::model::Name::of_path(p.clone())
+                )
             }
             DaemonError::Socket(p, e) => write!(f, "cannot listen on {}: {e}", p.display()),
             DaemonError::Runtime(e) => write!(f, "event loop: {e}"),
@@ -79,7 +85,11 @@ impl fmt::Display for DaemonError {
 impl std::error::Error for DaemonError {}
 
 fn make_dir(path: &PathBuf, mode: u32) -> Result<(), DaemonError> {
-    fs::DirBuilder::new().recursive(true).mode(mode).create(path).map_err(|e| DaemonError::Directory(path.clone(), e))
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| DaemonError::Directory(path.clone(), e))
 }
 
 /// Removes what a previous run that was killed left behind: taps, images
@@ -97,10 +107,15 @@ fn remove_stale(sys: &LinuxSys, paths: &HostPaths) {
         Err(e) => log::warn!("listing taps: {e}"),
     }
     for dir in [paths.tmpdir.clone(), paths.tmpdir.join("fifo")] {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            let stale = entry.file_type().is_ok_and(|t| !t.is_dir() && (dir.ends_with("fifo") || path.extension().is_some_and(|e| e == "img")));
+            let stale = entry.file_type().is_ok_and(|t| {
+                !t.is_dir()
+                    && (dir.ends_with("fifo") || path.extension().is_some_and(|e| e == "img"))
+            });
             if stale && fs::remove_file(&path).is_ok() {
                 log::debug!("removed stale {}", path.display());
             }
@@ -110,9 +125,15 @@ fn remove_stale(sys: &LinuxSys, paths: &HostPaths) {
 
 /// The resource model at start-up: block devices first, then the root
 /// policy discovered from the host, then the stored policies (§10.10).
-fn resources(sys: &LinuxSys, options: &Options, paths: &HostPaths, policies: Vec<(Path, Policy)>) -> Result<Resources, DaemonError> {
+fn resources(
+    sys: &LinuxSys,
+    options: &Options,
+    paths: &HostPaths,
+    policies: Vec<(Path, Policy)>,
+) -> Result<Resources, DaemonError> {
     let mut resources = Resources::new(options.allow_zvol_for.clone());
-    let scan = blocks::scan(&paths.block_dir()).map_err(|e| DaemonError::Directory(paths.block_dir(), e))?;
+    let scan = blocks::scan(&paths.block_dir())
+        .map_err(|e| DaemonError::Directory(paths.block_dir(), e))?;
     for warning in scan.skipped {
         log::warn!("{warning}");
     }
@@ -124,7 +145,11 @@ fn resources(sys: &LinuxSys, options: &Options, paths: &HostPaths, policies: Vec
     let root = Policy::host(
         sys.online_cpus().map_err(DaemonError::Sys)?,
         i64::try_from(sys.physical_memory_mb().map_err(DaemonError::Sys)?).unwrap_or(i64::MAX),
-        i64::try_from(sys.filesystem_total_mb(&paths.block_dir()).map_err(DaemonError::Sys)?).unwrap_or(i64::MAX),
+        i64::try_from(
+            sys.filesystem_total_mb(&paths.block_dir())
+                .map_err(DaemonError::Sys)?,
+        )
+        .unwrap_or(i64::MAX),
         sys.list_bridges().map_err(DaemonError::Sys)?,
     );
     log::info!(
@@ -132,11 +157,19 @@ fn resources(sys: &LinuxSys, options: &Options, paths: &HostPaths, policies: Vec
         root.cpuids.len(),
         root.memory,
         root.block.unwrap_or(0),
-        if root.bridges.is_empty() { "none".to_string() } else { root.bridges.iter().cloned().collect::<Vec<_>>().join(", ") }
+        if root.bridges.is_empty() {
+            "none".to_string()
+        } else {
+            root.bridges.iter().cloned().collect::<Vec<_>>().join(", ")
+        }
     );
-    resources.insert_policy(&Path::root(), root).map_err(|e| DaemonError::Policy(Path::root(), e.to_string()))?;
+    resources
+        .insert_policy(&Path::root(), root)
+        .map_err(|e| DaemonError::Policy(Path::root(), e.to_string()))?;
     for (path, policy) in policies.into_iter().filter(|(p, _)| !p.is_root()) {
-        resources.insert_policy(&path, policy).map_err(|e| DaemonError::Policy(path.clone(), e.to_string()))?;
+        resources
+            .insert_policy(&path, policy)
+            .map_err(|e| DaemonError::Policy(path.clone(), e.to_string()))?;
     }
     Ok(resources)
 }
@@ -167,7 +200,10 @@ fn tender_dirs(options: &Options) -> Vec<PathBuf> {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(options: Options) -> Result<(), DaemonError> {
-    let paths = HostPaths { tmpdir: options.tmpdir.clone(), dbdir: options.dbdir.clone() };
+    let paths = HostPaths {
+        tmpdir: options.tmpdir.clone(),
+        dbdir: options.dbdir.clone(),
+    };
     make_dir(&paths.tmpdir, 0o755)?;
     make_dir(&paths.util_dir(), 0o755)?;
     make_dir(&paths.tmpdir.join("fifo"), 0o750)?;
@@ -178,11 +214,17 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     remove_stale(&sys, &paths);
     let tenders = Tenders::discover(tender_dirs(&options));
     if tenders.all().is_empty() {
-        log::warn!("no solo5 tender found in {:?}: unikernels cannot start until one is installed", tenders.dirs());
+        log::warn!(
+            "no solo5 tender found in {:?}: unikernels cannot start until one is installed",
+            tenders.dirs()
+        );
     }
     let (store, loaded) = Store::open(&paths.dbdir).map_err(DaemonError::Store)?;
     if let Some(layout) = loaded.imported {
-        log::info!("imported upstream state file {} (layout {layout})", paths.dbdir.join("state").display());
+        log::info!(
+            "imported upstream state file {} (layout {layout})",
+            paths.dbdir.join("state").display()
+        );
     }
     for warning in &loaded.warnings {
         log::warn!("{warning}");
@@ -192,30 +234,52 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     }
     let resources = resources(&sys, &options, &paths, loaded.policies)?;
     let listener = listen(&paths)?;
-    let config = Config { paths, full_name: options.full_name, max_image: DEFAULT_MAX_FRAME as u64 * 4, stop_timeout: Duration::from_secs(10) };
-    let limits = Limits { max_frame: DEFAULT_MAX_FRAME, max_chunk: DEFAULT_MAX_CHUNK };
-    let unikernels: Vec<_> = loaded.unikernels.into_iter().map(|u| (u.name, u.config)).collect();
+    let config = Config {
+        paths,
+        full_name: options.full_name,
+        max_image: DEFAULT_MAX_FRAME as u64 * 4,
+        stop_timeout: Duration::from_secs(10),
+    };
+    let limits = Limits {
+        max_frame: DEFAULT_MAX_FRAME,
+        max_chunk: DEFAULT_MAX_CHUNK,
+    };
+    let unikernels: Vec<_> = loaded
+        .unikernels
+        .into_iter()
+        .map(|u| (u.name, u.config))
+        .collect();
 
     let ex = Rc::new(LocalExecutor::new());
     let core = Core::new(sys, Arc::new(store), tenders, config, resources, ex.clone());
-    let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int]).map_err(DaemonError::Runtime)?;
+    let mut signals =
+        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+            .map_err(DaemonError::Runtime)?;
     smol::block_on(ex.run(async {
-        log::info!("listening on {}", Socket::Vmmd.path(&core.config().paths.tmpdir).display());
+        log::info!(
+            "listening on {}",
+            Socket::Vmmd.path(&core.config().paths.tmpdir).display()
+        );
         let restoring = core.clone();
-        ex.spawn(async move { restoring.restore(unikernels).await }).detach();
+        ex.spawn(async move { restoring.restore(unikernels).await })
+            .detach();
         let accept = async {
             loop {
                 match listener.accept().await {
                     Ok((conn, _)) => {
-                        ex.spawn(serve_connection(core.clone(), conn, limits)).detach();
+                        ex.spawn(serve_connection(core.clone(), conn, limits))
+                            .detach();
                     }
                     Err(e) => log::warn!("accept: {e}"),
                 }
             }
         };
         let signal = async {
-            let signal = signals.next().await;
-            log::info!("{signal:?}: stopping every unikernel; they start again with the daemon");
+            let name = match signals.next().await {
+                Some(Ok(async_signal::Signal::Int)) => "SIGINT",
+                _ => "SIGTERM",
+            };
+            log::info!("{name}: stopping every unikernel; they start again with the daemon");
         };
         smol::future::or(accept, signal).await;
         drop(listener);

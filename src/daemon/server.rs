@@ -39,11 +39,17 @@ enum Next {
 }
 
 async fn send(conn: &mut Conn, header: &Header, payload: Payload) -> bool {
-    let wire = Wire { header: header.clone(), payload };
+    let wire = Wire {
+        header: header.clone(),
+        payload,
+    };
     let bytes = match encode_wire(&wire) {
         Ok(bytes) => bytes,
         Err(e) => {
-            let failure = Wire { header: header.clone(), payload: Payload::Failure(e.to_string()) };
+            let failure = Wire {
+                header: header.clone(),
+                payload: Payload::Failure(e.to_string()),
+            };
             match encode_wire(&failure) {
                 Ok(bytes) => bytes,
                 Err(_) => return false,
@@ -70,7 +76,11 @@ fn failure(text: impl Into<String>) -> Result<Success, CoreError> {
 }
 
 /// Serves one connection until it is done.
-pub async fn serve_connection<S: Sys + Send + Sync + 'static>(core: Rc<Core<S>>, mut conn: Conn, limits: Limits) {
+pub async fn serve_connection<S: Sys + Send + Sync + 'static>(
+    core: Rc<Core<S>>,
+    mut conn: Conn,
+    limits: Limits,
+) {
     loop {
         let bytes = match read_frame_async(&mut conn, limits.max_frame).await {
             Ok(Some(bytes)) => bytes,
@@ -78,7 +88,12 @@ pub async fn serve_connection<S: Sys + Send + Sync + 'static>(core: Rc<Core<S>>,
             Err(FrameError::TooLarge { len, max }) => {
                 let text = format!("request of {len} bytes exceeds the maximum of {max} bytes");
                 log::warn!("{text}");
-                send(&mut conn, &Header::new(Name::root()), Payload::Failure(text)).await;
+                send(
+                    &mut conn,
+                    &Header::new(Name::root()),
+                    Payload::Failure(text),
+                )
+                .await;
                 return;
             }
             Err(e) => {
@@ -91,7 +106,12 @@ pub async fn serve_connection<S: Sys + Send + Sync + 'static>(core: Rc<Core<S>>,
             Err(e) => {
                 let text = format!("malformed request: {e}");
                 log::warn!("{text}");
-                send(&mut conn, &Header::new(Name::root()), Payload::Failure(text)).await;
+                send(
+                    &mut conn,
+                    &Header::new(Name::root()),
+                    Payload::Failure(text),
+                )
+                .await;
                 return;
             }
         };
@@ -127,7 +147,9 @@ async fn handle<S: Sys + Send + Sync + 'static>(
             return Next::Close;
         }
         Command::Policy(PolicyCmd::Remove) => string(core.remove_policy(&policy_path(name)).await),
-        Command::Policy(PolicyCmd::Info) => Ok(Success::Policies(core.policies(&policy_path(name)))),
+        Command::Policy(PolicyCmd::Info) => {
+            Ok(Success::Policies(core.policies(&policy_path(name))))
+        }
         Command::Block(BlockCmd::Set(compressed)) => {
             block_set(core, conn, header, compressed, limits).await;
             return Next::Close;
@@ -151,7 +173,11 @@ fn policy_path(name: &Name) -> Path {
     name.path().clone()
 }
 
-async fn unikernel<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, name: &Name, cmd: UnikernelCmd) -> Result<Success, CoreError> {
+async fn unikernel<S: Sys + Send + Sync + 'static>(
+    core: &Rc<Core<S>>,
+    name: &Name,
+    cmd: UnikernelCmd,
+) -> Result<Success, CoreError> {
     match cmd {
         UnikernelCmd::Info(version) => {
             let infos = core.info(name);
@@ -161,6 +187,7 @@ async fn unikernel<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, name: &Na
                 InfoVersion::Old4 => Success::OldUnikernelInfo4(infos),
             })
         }
+        UnikernelCmd::Status => Ok(Success::UnikernelStatus(core.status(name))),
         UnikernelCmd::Create(config) => string(core.create(name, config, false).await),
         UnikernelCmd::ForceCreate(config) => string(core.create(name, config, true).await),
         UnikernelCmd::Destroy => string(core.destroy(name).await),
@@ -176,25 +203,38 @@ fn block_path<S: Sys + Send + Sync + 'static>(core: &Core<S>, name: &Name) -> st
     core.config().paths.block_dir().join(name.to_string())
 }
 
-async fn block<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, name: &Name, cmd: BlockCmd) -> Result<Success, CoreError> {
+async fn block<S: Sys + Send + Sync + 'static>(
+    core: &Rc<Core<S>>,
+    name: &Name,
+    cmd: BlockCmd,
+) -> Result<Success, CoreError> {
     match cmd {
         BlockCmd::Info => Ok(Success::BlockDevices(core.with_resources(|r| {
             if name.is_path() {
                 r.blocks_below(name.path())
             } else {
-                r.block(name).map(|b| (name.clone(), b.size, b.active)).into_iter().collect()
+                r.block(name)
+                    .map(|b| (name.clone(), b.size, b.active))
+                    .into_iter()
+                    .collect()
             }
         }))),
         BlockCmd::Add(size) => string(block_add(core, name, size, None).await),
-        BlockCmd::AddOld { size, compressed, data } => {
-            string(block_add(core, name, size, data.map(|d| (compressed, d))).await)
-        }
+        BlockCmd::AddOld {
+            size,
+            compressed,
+            data,
+        } => string(block_add(core, name, size, data.map(|d| (compressed, d))).await),
         BlockCmd::Remove => {
             let _guard = core.lock_block(name).await;
-            core.with_resources(|r| r.free_block(name)).map_err(|e| CoreError::Refused(format!("remove block: {e}")))?;
+            core.with_resources(|r| r.free_block(name))
+                .map_err(|e| CoreError::Refused(format!("remove block: {e}")))?;
             let path = block_path(core, name);
-            smol::unblock(move || blocks::remove(&path)).await.map_err(CoreError::Block)?;
-            core.with_resources(|r| r.remove_block(name)).map_err(|e| CoreError::Refused(format!("remove block: {e}")))?;
+            smol::unblock(move || blocks::remove(&path))
+                .await
+                .map_err(CoreError::Block)?;
+            core.with_resources(|r| r.remove_block(name))
+                .map_err(|e| CoreError::Refused(format!("remove block: {e}")))?;
             Ok(Success::String("removed block".to_string()))
         }
         BlockCmd::SetOld { compressed, data } => {
@@ -214,16 +254,17 @@ async fn block<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, name: &Name, 
             let _guard = core.lock_block(name).await;
             usable_block(core, name, "dump block")?;
             let path = block_path(core, name);
-            let (compressed, image) = smol::unblock(move || -> Result<(bool, Vec<u8>), blocks::BlockError> {
-                let mut dump = Dump::open(&path, level)?;
-                let mut out = Vec::new();
-                while let Some(piece) = dump.next_piece()? {
-                    out.extend(piece);
-                }
-                Ok((level > 0, out))
-            })
-            .await
-            .map_err(CoreError::Block)?;
+            let (compressed, image) =
+                smol::unblock(move || -> Result<(bool, Vec<u8>), blocks::BlockError> {
+                    let mut dump = Dump::open(&path, level)?;
+                    let mut out = Vec::new();
+                    while let Some(piece) = dump.next_piece()? {
+                        out.extend(piece);
+                    }
+                    Ok((level > 0, out))
+                })
+                .await
+                .map_err(CoreError::Block)?;
             Ok(Success::OldBlockImage { compressed, image })
         }
         BlockCmd::Set(_) | BlockCmd::Dump(_) => failure("unknown command"),
@@ -231,7 +272,11 @@ async fn block<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, name: &Name, 
 }
 
 /// The size of block device `name` if it exists and is not in use.
-fn usable_block<S: Sys + Send + Sync + 'static>(core: &Core<S>, name: &Name, what: &str) -> Result<i64, CoreError> {
+fn usable_block<S: Sys + Send + Sync + 'static>(
+    core: &Core<S>,
+    name: &Name,
+    what: &str,
+) -> Result<i64, CoreError> {
     match core.with_resources(|r| r.block(name)) {
         None => Err(CoreError::Refused(format!("{what}: not found"))),
         Some(b) if b.active => Err(CoreError::Refused(format!("{what}: is in use"))),
@@ -250,9 +295,12 @@ async fn block_add<S: Sys + Send + Sync + 'static>(
     }
     let _guard = core.lock_block(name).await;
     if core.with_resources(|r| r.block(name)).is_some() {
-        return Err(CoreError::Refused("block device with same name already exists".to_string()));
+        return Err(CoreError::Refused(
+            "block device with same name already exists".to_string(),
+        ));
     }
-    core.with_resources(|r| r.check_block_add(name, size)).map_err(|e| CoreError::Refused(e.to_string()))?;
+    core.with_resources(|r| r.check_block_add(name, size))
+        .map_err(|e| CoreError::Refused(e.to_string()))?;
     let path = block_path(core, name);
     smol::unblock(move || {
         blocks::create(&path, size)?;
@@ -267,11 +315,18 @@ async fn block_add<S: Sys + Send + Sync + 'static>(
     })
     .await
     .map_err(CoreError::Block)?;
-    core.with_resources(|r| r.add_block(name, size)).map_err(|e| CoreError::Refused(e.to_string()))?;
+    core.with_resources(|r| r.add_block(name, size))
+        .map_err(|e| CoreError::Refused(e.to_string()))?;
     Ok("added block device".to_string())
 }
 
-async fn block_set<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, conn: &mut Conn, header: &Header, compressed: bool, limits: Limits) {
+async fn block_set<S: Sys + Send + Sync + 'static>(
+    core: &Rc<Core<S>>,
+    conn: &mut Conn,
+    header: &Header,
+    compressed: bool,
+    limits: Limits,
+) {
     let name = &header.name;
     let _guard = core.lock_block(name).await;
     let size = match usable_block(core, name, "set block") {
@@ -297,7 +352,12 @@ async fn block_set<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, conn: &mu
             Err(e) => {
                 log::warn!("set block {name}: {e}; the device keeps its content");
                 upload.abort();
-                reply(conn, header, Err(CoreError::Refused(format!("set block: {e}")))).await;
+                reply(
+                    conn,
+                    header,
+                    Err(CoreError::Refused(format!("set block: {e}"))),
+                )
+                .await;
                 return;
             }
         };
@@ -314,10 +374,22 @@ async fn block_set<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, conn: &mu
         }
     }
     let result = smol::unblock(move || upload.finish()).await;
-    reply(conn, header, result.map(|()| Success::String("set block device".to_string())).map_err(CoreError::Block)).await;
+    reply(
+        conn,
+        header,
+        result
+            .map(|()| Success::String("set block device".to_string()))
+            .map_err(CoreError::Block),
+    )
+    .await;
 }
 
-async fn block_dump<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, conn: &mut Conn, header: &Header, level: i64) {
+async fn block_dump<S: Sys + Send + Sync + 'static>(
+    core: &Rc<Core<S>>,
+    conn: &mut Conn,
+    header: &Header,
+    level: i64,
+) {
     let name = &header.name;
     let _guard = core.lock_block(name).await;
     if let Err(e) = usable_block(core, name, "dump block") {
@@ -332,7 +404,13 @@ async fn block_dump<S: Sys + Send + Sync + 'static>(core: &Rc<Core<S>>, conn: &m
             return;
         }
     };
-    if !send(conn, header, Payload::Reply(Success::BlockDeviceImage(level > 0))).await {
+    if !send(
+        conn,
+        header,
+        Payload::Reply(Success::BlockDeviceImage(level > 0)),
+    )
+    .await
+    {
         return;
     }
     loop {

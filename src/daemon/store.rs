@@ -389,6 +389,20 @@ impl Store {
         Ok((store, loaded))
     }
 
+    /// A handle on the store under `dbdir` for reading only (export,
+    /// inspection): nothing is created or repaired, so it is safe while a
+    /// daemon runs.
+    pub fn for_reading(dbdir: &FsPath) -> Store {
+        Store {
+            dbdir: dbdir.to_path_buf(),
+        }
+    }
+
+    /// Whether `dbdir` holds a store (written by this program's daemon).
+    pub fn exists_in(dbdir: &FsPath) -> bool {
+        dbdir.join(VERSION_FILE).is_file()
+    }
+
     /// The database directory.
     pub fn dbdir(&self) -> &FsPath {
         &self.dbdir

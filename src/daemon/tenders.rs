@@ -133,12 +133,18 @@ impl Tenders {
     pub fn discover(dirs: Vec<PathBuf>) -> Tenders {
         let mut found = Vec::new();
         for (dir_rank, dir) in dirs.iter().enumerate() {
-            let Ok(entries) = fs::read_dir(dir) else { continue };
-            let mut names: Vec<String> =
-                entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect();
             names.sort();
             for name in names {
-                let Some((target, suffix)) = parse_file_name(&name) else { continue };
+                let Some((target, suffix)) = parse_file_name(&name) else {
+                    continue;
+                };
                 let path = dir.join(&name);
                 if !is_executable_file(&path) {
                     continue;
@@ -148,7 +154,13 @@ impl Tenders {
                     Ok(v) => log::info!("tender {} (ABI version {v})", path.display()),
                     Err(e) => log::warn!("tender {}: {e}", path.display()),
                 }
-                found.push(Tender { path, target, suffix, dir_rank, abi });
+                found.push(Tender {
+                    path,
+                    target,
+                    suffix,
+                    dir_rank,
+                    abi,
+                });
             }
         }
         Tenders { dirs, found }
@@ -176,14 +188,23 @@ impl Tenders {
             .collect();
         candidates.sort_by_key(|t| (t.suffix.is_none(), t.dir_rank));
         if candidates.is_empty() {
-            return Err(TenderError::NotFound { name, abi, dirs: self.dirs.clone() });
-        }
-        candidates.iter().copied().find(|t| t.abi == Ok(abi)).ok_or_else(|| {
-            TenderError::AbiMismatch {
+            return Err(TenderError::NotFound {
+                name,
                 abi,
-                found: candidates.iter().map(|t| (t.path.clone(), t.abi.clone())).collect(),
-            }
-        })
+                dirs: self.dirs.clone(),
+            });
+        }
+        candidates
+            .iter()
+            .copied()
+            .find(|t| t.abi == Ok(abi))
+            .ok_or_else(|| TenderError::AbiMismatch {
+                abi,
+                found: candidates
+                    .iter()
+                    .map(|t| (t.path.clone(), t.abi.clone()))
+                    .collect(),
+            })
     }
 }
 
@@ -204,7 +225,10 @@ mod tests {
     #[test]
     fn file_names() {
         assert_eq!(parse_file_name("solo5-hvt"), Some((AbiTarget::Hvt, None)));
-        assert_eq!(parse_file_name("solo5-spt.2"), Some((AbiTarget::Spt, Some(2))));
+        assert_eq!(
+            parse_file_name("solo5-spt.2"),
+            Some((AbiTarget::Spt, Some(2)))
+        );
         assert_eq!(parse_file_name("solo5-spt.x"), None);
         assert_eq!(parse_file_name("solo5-virtio"), None);
     }
@@ -220,10 +244,18 @@ mod tests {
             ],
         };
         assert_eq!(t.select(AbiTarget::Hvt, 2).unwrap().suffix, Some(2));
-        assert!(matches!(t.select(AbiTarget::Spt, 2), Err(TenderError::AbiMismatch { .. })));
-        assert!(matches!(t.select(AbiTarget::Hvt, 3), Err(TenderError::AbiMismatch { .. })));
+        assert!(matches!(
+            t.select(AbiTarget::Spt, 2),
+            Err(TenderError::AbiMismatch { .. })
+        ));
+        assert!(matches!(
+            t.select(AbiTarget::Hvt, 3),
+            Err(TenderError::AbiMismatch { .. })
+        ));
         let empty = Tenders::default();
         let e = empty.select(AbiTarget::Spt, 2).unwrap_err();
-        assert!(e.to_string().starts_with("tender does not exist, looked for solo5-spt.2"));
+        assert!(e
+            .to_string()
+            .starts_with("tender does not exist, looked for solo5-spt.2"));
     }
 }

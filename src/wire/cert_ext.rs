@@ -191,6 +191,7 @@ fn command_kind(c: &Command) -> &'static str {
         Command::Unikernel(UnikernelCmd::Destroy) => "unikernel destroy",
         Command::Unikernel(UnikernelCmd::Get(_)) => "unikernel get",
         Command::Unikernel(UnikernelCmd::Restart(_)) => "unikernel restart",
+        Command::Unikernel(UnikernelCmd::Status) => "unikernel status",
         Command::Policy(PolicyCmd::Info) => "policy info",
         Command::Policy(PolicyCmd::Add(_)) => "policy add",
         Command::Policy(PolicyCmd::Remove) => "policy remove",

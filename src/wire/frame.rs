@@ -152,7 +152,11 @@ pub async fn read_frame_async<R: futures_lite::AsyncRead + Unpin>(
     let mut filled = 0;
     while filled < prefix.len() {
         match r.read(&mut prefix[filled..]).await? {
-            0 => return Err(FrameError::Truncated { missing: prefix.len() - filled }),
+            0 => {
+                return Err(FrameError::Truncated {
+                    missing: prefix.len() - filled,
+                })
+            }
             n => filled += n,
         }
     }

@@ -14,8 +14,9 @@ use super::layouts::{
     InfoLayout,
 };
 use super::types::{
-    BlockCmd, Command, ConsoleCmd, Data, Header, IfData, InfoVersion, KinfoMem, Payload, PolicyCmd,
-    RUsage, SinceCount, StatsCmd, StatsData, Success, Timeval, UnikernelCmd, Wire, WIRE_VERSION,
+    BlockCmd, Command, ConsoleCmd, Data, Header, IfData, InfoVersion, KinfoMem, LifeCycle, Payload,
+    PolicyCmd, RUsage, SinceCount, StatsCmd, StatsData, Success, Timeval, UnikernelCmd,
+    UnikernelStatus, Wire, WIRE_VERSION,
 };
 use crate::model::{Name, UnikernelInfo};
 
@@ -192,6 +193,7 @@ fn unikernel_cmd_node(c: &UnikernelCmd) -> Node<'_> {
         UnikernelCmd::ForceCreate(config) => Node::explicit(21, config_node(config)),
         UnikernelCmd::Destroy => Node::explicit(3, Node::null()),
         UnikernelCmd::Get(level) => Node::explicit(11, Node::integer(*level)),
+        UnikernelCmd::Status => Node::explicit(22, Node::null()),
         UnikernelCmd::Restart(args) => Node::explicit(
             14,
             match args {
@@ -238,6 +240,7 @@ fn read_unikernel_cmd(r: &mut Reader<'_>) -> DecodeResult<UnikernelCmd> {
             .map(|()| UnikernelCmd::Info(InfoVersion::Current)),
         20 => read_config(r, ConfigLayout::Current).map(UnikernelCmd::Create),
         21 => read_config(r, ConfigLayout::Current).map(UnikernelCmd::ForceCreate),
+        22 => r.null("unikernel status").map(|()| UnikernelCmd::Status),
         _ => Err(unknown_alternative("unikernel command", n)),
     })
 }
@@ -400,6 +403,57 @@ fn success_node(s: &Success) -> Result<Node<'_>, EncodeError> {
         Success::UnikernelInfo(items) => {
             Node::explicit(13, named_infos(items, InfoLayout::Current)?)
         }
+        Success::UnikernelStatus(items) => {
+            Node::explicit(14, Node::seq(items.iter().map(status_node).collect()))
+        }
+    })
+}
+
+fn life_cycle_code(state: LifeCycle) -> i64 {
+    match state {
+        LifeCycle::Starting => 0,
+        LifeCycle::Running => 1,
+        LifeCycle::Waiting => 2,
+        LifeCycle::Stopped => 3,
+    }
+}
+
+fn status_node(s: &UnikernelStatus) -> Node<'_> {
+    let mut fields = vec![
+        name_node(&s.name),
+        Node::integer(life_cycle_code(s.state)),
+        Node::integer(s.restarts),
+    ];
+    if let Some(pid) = s.pid {
+        fields.push(Node::explicit(0, Node::integer(pid)));
+    }
+    if let Some(at) = s.next_attempt {
+        fields.push(Node::explicit(1, Node::time(at)));
+    }
+    Node::seq(fields)
+}
+
+fn read_status(r: &mut Reader<'_>) -> DecodeResult<UnikernelStatus> {
+    r.sequence("unikernel status", |r| {
+        let name = read_name(r, "unikernel status name")?;
+        let state = match r.integer("unikernel state")? {
+            0 => LifeCycle::Starting,
+            1 => LifeCycle::Running,
+            2 => LifeCycle::Waiting,
+            3 => LifeCycle::Stopped,
+            other => {
+                return Err(DecodeError::Unsupported(format!(
+                    "unknown unikernel state {other}"
+                )))
+            }
+        };
+        Ok(UnikernelStatus {
+            name,
+            state,
+            restarts: r.integer("restart count")?,
+            pid: r.optional(0, "process id", |r| r.integer("process id"))?,
+            next_attempt: r.optional(1, "next attempt", |r| r.time("next attempt"))?,
+        })
     })
 }
 
@@ -441,6 +495,9 @@ fn read_success(r: &mut Reader<'_>) -> DecodeResult<Success> {
             .list_of(SEQUENCE, "console list", |r| read_name(r, "console name"))
             .map(Success::Consoles),
         13 => read_named_infos(r, InfoLayout::Current).map(Success::UnikernelInfo),
+        14 => r
+            .list_of(SEQUENCE, "unikernel status list", read_status)
+            .map(Success::UnikernelStatus),
         _ => Err(unknown_alternative("reply", n)),
     })
 }
@@ -702,6 +759,46 @@ mod tests {
             header: Header::new(Name::root()),
             payload,
         }
+    }
+
+    #[test]
+    fn status_extension_round_trips() {
+        let request = wire(Payload::Command(Command::Unikernel(UnikernelCmd::Status)));
+        let bytes = encode_wire(&request).unwrap();
+        assert_eq!(bytes, unikernel(22, Node::null()));
+        assert_eq!(decode_wire(&bytes).unwrap(), request);
+        let at = Timestamp::parse_rfc3339("2026-11-26T07:00:00.5Z").unwrap();
+        let reply = wire(Payload::Reply(Success::UnikernelStatus(vec![
+            UnikernelStatus {
+                name: Name::parse("a:b").unwrap(),
+                state: LifeCycle::Running,
+                restarts: 0,
+                pid: Some(4242),
+                next_attempt: None,
+            },
+            UnikernelStatus {
+                name: Name::parse("c").unwrap(),
+                state: LifeCycle::Waiting,
+                restarts: 7,
+                pid: None,
+                next_attempt: Some(at),
+            },
+        ])));
+        let bytes = encode_wire(&reply).unwrap();
+        assert_eq!(decode_wire(&bytes).unwrap(), reply);
+        // An unknown state is a decode error, not a panic.
+        let bad = message(Node::explicit(
+            1,
+            Node::explicit(
+                14,
+                Node::seq(vec![Node::seq(vec![
+                    Node::utf8(":x"),
+                    Node::integer(9),
+                    Node::integer(0),
+                ])]),
+            ),
+        ));
+        assert!(decode_wire(&bad).is_err());
     }
 
     fn args() -> UnikernelArguments {

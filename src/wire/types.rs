@@ -136,6 +136,9 @@ pub enum UnikernelCmd {
     Get(i64),
     /// Restart, with the old arguments (`None`) or new ones.
     Restart(Option<UnikernelArguments>),
+    /// Restart counts and schedules (tag `[22]`, an albatross-rs
+    /// extension that upstream daemons do not decode; see docs/compat.md).
+    Status,
 }
 
 /// Policy commands.
@@ -217,6 +220,36 @@ pub enum Success {
     Consoles(Vec<Name>),
     /// Info in the current layout.
     UnikernelInfo(Vec<(Name, UnikernelInfo)>),
+    /// Answer to [`UnikernelCmd::Status`] (tag `[14]`, an extension).
+    UnikernelStatus(Vec<UnikernelStatus>),
+}
+
+/// Where a unikernel is in its life cycle (the status extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifeCycle {
+    /// Its tender is being started.
+    Starting,
+    /// Its tender runs.
+    Running,
+    /// It exited and waits for a restart attempt.
+    Waiting,
+    /// It is being stopped.
+    Stopped,
+}
+
+/// The state of one unikernel beyond what `info` carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnikernelStatus {
+    /// Its name (relative to the queried path, like info).
+    pub name: Name,
+    /// Where it is in its life cycle.
+    pub state: LifeCycle,
+    /// Restarts since it was created.
+    pub restarts: i64,
+    /// The tender's process id while running.
+    pub pid: Option<i64>,
+    /// When the next restart is attempted, while waiting.
+    pub next_attempt: Option<Timestamp>,
 }
 
 /// Streamed data (§5.4).

@@ -54,6 +54,18 @@ impl Snapshot {
         Snapshot(entries)
     }
 
+    /// The snapshot without `prefix` and everything below it.
+    pub fn without(&self, prefix: &str) -> Snapshot {
+        let prefix = Path::new(prefix);
+        Snapshot(
+            self.0
+                .iter()
+                .filter(|(p, _)| !p.starts_with(prefix))
+                .map(|(p, e)| (p.clone(), e.clone()))
+                .collect(),
+        )
+    }
+
     /// The relative paths in the snapshot.
     pub fn paths(&self) -> Vec<String> {
         self.0.keys().map(|p| p.display().to_string()).collect()

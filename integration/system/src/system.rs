@@ -13,7 +13,8 @@ use albatross::solo5::testimage::build_test_image;
 use albatross::solo5::{AbiTarget, DeviceKind};
 use albatross::wire::frame::{read_frame, write_frame, FrameError};
 use albatross::wire::{
-    decode_wire, encode_wire, Command, Header, InfoVersion, Payload, Success, UnikernelCmd, Wire,
+    decode_wire, encode_wire, Command, Header, InfoVersion, Payload, Success, UnikernelCmd,
+    UnikernelStatus, Wire,
 };
 use rustix::process::{kill_process, Pid, Signal};
 
@@ -458,6 +459,29 @@ impl System {
             }] => list.clone(),
             other => panic!("unexpected info reply: {other:#?}"),
         }
+    }
+
+    /// The status extension for every unikernel the daemon knows (running,
+    /// starting, waiting to restart), sorted by name.
+    pub fn status(&self) -> Vec<UnikernelStatus> {
+        let replies = self.request(&Name::root(), Command::Unikernel(UnikernelCmd::Status));
+        match replies.as_slice() {
+            [Wire {
+                payload: Payload::Reply(Success::UnikernelStatus(list)),
+                ..
+            }] => {
+                let mut list = list.clone();
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+                list
+            }
+            other => panic!("unexpected status reply: {other:#?}"),
+        }
+    }
+
+    /// The status of unikernel `name`, if the daemon knows it.
+    pub fn status_of(&self, name: &str) -> Option<UnikernelStatus> {
+        let name = Name::parse(name).expect("a name");
+        self.status().into_iter().find(|s| s.name == name)
     }
 
     /// Names of the running unikernels, sorted.

@@ -8,7 +8,8 @@ use albatross::model::name::{derived_mac, format_mac};
 use albatross::model::{BlockInfo, BlockSpec, Name, NetInfo, NetSpec, Typ, UnikernelArguments};
 use albatross::solo5::{AbiTarget, DeviceKind};
 use albatross_integration::{
-    arguments, exists, open_fds, require_root, wire_round_trip, Setup, System, TenderProc, SHORT,
+    arguments, eventually, exists, open_fds, require_root, wire_round_trip, Setup, System,
+    TenderProc, SHORT,
 };
 use sha2::{Digest, Sha256};
 
@@ -371,5 +372,99 @@ fn two_unikernels_two_networks_and_a_block_device_each() {
         assert!(exists(&system.image_path(&format!(":{}", u.name))));
         assert!(exists(&system.fifo_path(&format!(":{}", u.name))));
     }
-    let _ = SHORT;
+}
+
+/// A unikernel on br0 with a new block device `<name>-data`, created with
+/// the client; returns its tender.
+fn create_with_block(system: &System, name: &str) -> TenderProc {
+    let device = format!("{name}-data");
+    system.client_ok("create-block", &[&device, "1"]);
+    create_with_block_device(system, name, &device)
+}
+
+#[test]
+fn destroy_removes_taps_fifo_and_image() {
+    require_root!();
+    let system = Setup::new().bridge("br0", "10.0.1.1/24").start();
+    let keep = create_with_block(&system, "keep");
+    let gone = create_with_block(&system, "gone");
+    let taps = system.taps();
+    assert_eq!(taps.len(), 2, "{taps:#?}");
+    let keep_tap = taps
+        .iter()
+        .find(|t| keep.cmdline.contains(&format!("--net:service={}", t.name)))
+        .unwrap()
+        .clone();
+    let gone_tap = taps
+        .iter()
+        .find(|t| gone.cmdline.contains(&format!("--net:service={}", t.name)))
+        .unwrap()
+        .clone();
+    let before = system.store();
+    assert!(
+        before
+            .paths()
+            .contains(&"unikernels/:gone/config".to_string()),
+        "{before:#?}"
+    );
+
+    let out = system.client_ok("destroy", &["gone"]);
+    assert_eq!(out.stdout, ":gone: destroyed unikernel\n");
+    // The reply comes after the exit.
+    assert!(system.tender(":gone").is_none());
+    eventually("the tap of :gone to be deleted", SHORT, || {
+        system.tap(&gone_tap.name).is_none()
+    });
+    eventually("the image and FIFO of :gone to be deleted", SHORT, || {
+        !exists(&system.image_path(":gone")) && !exists(&system.fifo_path(":gone"))
+    });
+
+    // Nothing else changed: the other unikernel runs on, with its tap, and
+    // only the destroyed unikernel left the store (its block device stays).
+    assert_eq!(system.tender(":keep").map(|t| t.pid), Some(keep.pid));
+    assert_eq!(system.taps(), vec![keep_tap]);
+    assert!(exists(&system.image_path(":keep")) && exists(&system.fifo_path(":keep")));
+    assert_eq!(system.store(), before.without("unikernels/:gone"));
+    assert_eq!(system.running(), [":keep"]);
+    let out = system.client_ok("block", &[]);
+    assert_eq!(
+        out.stdout,
+        ":gone-data: 1 MB, inactive\n:keep-data: 1 MB, active\n"
+    );
+
+    // A second destroy is a clear error, and changes nothing.
+    let out = system.client("destroy", &["gone"]);
+    assert_eq!(out.code, 117, "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains(":gone: failure: destroy: not found"),
+        "{out:?}"
+    );
+    assert_eq!(system.store(), before.without("unikernels/:gone"));
+    assert_eq!(system.tender(":keep").map(|t| t.pid), Some(keep.pid));
+
+    // The block device is free again: a new unikernel can use it.
+    let again = create_with_block_device(&system, "again", "gone-data");
+    assert!(again.cmdline.contains(&format!(
+        "--block:storage={}",
+        system.block_path(":gone-data").display()
+    )));
+}
+
+/// Like [`create_with_block`] with an existing block device.
+fn create_with_block_device(system: &System, name: &str, device: &str) -> TenderProc {
+    let image = system.image(
+        &format!("{name}.img"),
+        AbiTarget::Spt,
+        &[
+            ("service", DeviceKind::NetBasic),
+            ("storage", DeviceKind::BlockBasic),
+        ],
+    );
+    let block = format!("--block=storage:{device}");
+    system.client_ok(
+        "create",
+        &[name, image.to_str().unwrap(), "--net=service:br0", &block],
+    );
+    system.wait_tender(&format!(":{name}"))
 }

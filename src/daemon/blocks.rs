@@ -254,7 +254,13 @@ impl Upload {
             Ok(l) => l,
             Err(e) => {
                 let _ = fs::remove_file(&self.tmp);
-                return Err(BlockError::Inflate(e.to_string()));
+                return Err(match e.kind() {
+                    // The last inflated bytes can overflow the device too.
+                    io::ErrorKind::FileTooLarge => {
+                        BlockError::StreamExceedsSize { size: self.size }
+                    }
+                    _ => BlockError::Inflate(e.to_string()),
+                });
             }
         };
         limited
@@ -406,6 +412,24 @@ mod tests {
             up.write(&[1]),
             Err(BlockError::StreamExceedsSize { size: 1 })
         ));
+        assert_eq!(fs::read(&path).unwrap(), vec![0u8; MB as usize]);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn oversized_compressed_upload_is_too_large_not_corrupt() {
+        let d = dir("over-zlib");
+        let path = d.join(":b");
+        create(&path, 1).unwrap();
+        // Zeros inflate in large steps: the overflow may only show when the
+        // decoder flushes its last output at the end.
+        let compressed = crate::daemon::image::deflate(&vec![0u8; MB as usize + 1], 9);
+        let mut up = Upload::start(&path, 1, true).unwrap();
+        let result = up.write(&compressed).and_then(|()| up.finish());
+        assert!(
+            matches!(result, Err(BlockError::StreamExceedsSize { size: 1 })),
+            "{result:?}"
+        );
         assert_eq!(fs::read(&path).unwrap(), vec![0u8; MB as usize]);
         fs::remove_dir_all(&d).unwrap();
     }

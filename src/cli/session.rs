@@ -128,7 +128,18 @@ fn local(ctx: &Context, socket: Option<&Path>, request: &Request) -> Result<Exit
     let mut reader = BufReader::new(stream);
     write_frame(reader.get_mut(), &message)?;
     if let Some(upload) = &request.upload {
-        send_chunks(reader.get_mut(), upload)?;
+        if let Err(e) = send_chunks(reader.get_mut(), upload) {
+            // A daemon that refuses an upload (larger than the device, say)
+            // answers and closes while we still send: its answer says why.
+            if matches!(e, CliError::Io(_)) {
+                if let Ok(exit @ Exit::RemoteCommandFailed) =
+                    read_replies(ctx, &mut reader, &request.name, mode)
+                {
+                    return Ok(exit);
+                }
+            }
+            return Err(e);
+        }
     }
     read_replies(ctx, &mut reader, &request.name, mode)
 }

@@ -15,8 +15,8 @@ use albatross::solo5::testimage::build_test_image;
 use albatross::solo5::{AbiTarget, DeviceKind};
 use albatross::wire::frame::{read_frame, write_frame, FrameError};
 use albatross::wire::{
-    decode_wire, encode_wire, BlockCmd, Command, Header, InfoVersion, Payload, PolicyCmd, Success, UnikernelCmd,
-    UnikernelStatus, Wire,
+    decode_wire, encode_wire, BlockCmd, Command, Header, InfoVersion, Payload, PolicyCmd, Success,
+    UnikernelCmd, UnikernelStatus, Wire,
 };
 use rustix::process::{kill_process, Pid, Signal};
 
@@ -508,19 +508,35 @@ impl System {
     /// Everything a request could change: the store and runtime files,
     /// taps, tenders, info, block devices and policies.
     pub fn observe(&self) -> Observed {
-        let blocks = match self.request(&Name::root(), Command::Block(BlockCmd::Info)).as_slice() {
-            [Wire { payload: Payload::Reply(Success::BlockDevices(list)), .. }] => list.clone(),
+        let blocks = match self
+            .request(&Name::root(), Command::Block(BlockCmd::Info))
+            .as_slice()
+        {
+            [Wire {
+                payload: Payload::Reply(Success::BlockDevices(list)),
+                ..
+            }] => list.clone(),
             other => panic!("unexpected block info reply: {other:#?}"),
         };
-        let policies = match self.request(&Name::root(), Command::Policy(PolicyCmd::Info)).as_slice() {
-            [Wire { payload: Payload::Reply(Success::Policies(list)), .. }] => list.clone(),
+        let policies = match self
+            .request(&Name::root(), Command::Policy(PolicyCmd::Info))
+            .as_slice()
+        {
+            [Wire {
+                payload: Payload::Reply(Success::Policies(list)),
+                ..
+            }] => list.clone(),
             other => panic!("unexpected policy info reply: {other:#?}"),
         };
         Observed {
             store: self.store(),
             runtime: Snapshot::of(&self.tmpdir),
             taps: self.taps(),
-            tenders: self.tenders().into_iter().map(|t| (t.pid, t.cmdline)).collect(),
+            tenders: self
+                .tenders()
+                .into_iter()
+                .map(|t| (t.pid, t.cmdline))
+                .collect(),
             info: self.info(),
             blocks,
             policies,

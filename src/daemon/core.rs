@@ -678,8 +678,20 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
         match decision {
             AfterExit::Stop => {
                 log::info!("{name}: not restarted ({status}); removed");
-                if let Err(e) = self.forget(name).await {
-                    log::error!("{name}: {e}");
+                // A tender that exits at once can get here while its create
+                // still writes the configuration: remove it after that, and
+                // only if nothing replaced it meanwhile.
+                let _guards = self.lock_unikernel(name, None).await;
+                let current = self
+                    .state
+                    .borrow()
+                    .vms
+                    .get(name)
+                    .is_some_and(|vm| vm.generation == generation);
+                if current {
+                    if let Err(e) = self.forget(name).await {
+                        log::error!("{name}: {e}");
+                    }
                 }
             }
             AfterExit::RetryWithoutName | AfterExit::Restart => {

@@ -30,7 +30,7 @@ pub use netns::Netns;
 pub use procs::{open_fds, run_with_timeout, Output, TenderProc};
 pub use snapshot::Snapshot;
 pub use system::{
-    arguments, exists, framed, read_until_closed, wire_round_trip, Setup, System, Tap,
+    arguments, exists, framed, read_until_closed, wire_round_trip, Observed, Setup, System, Tap,
 };
 pub use wait::{eventually, wait_for, LONG, SHORT};
 

@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use albatross::model::{FailBehaviour, Name, UnikernelArguments, UnikernelConfig, UnikernelInfo};
+use albatross::model::{
+    FailBehaviour, Name, Policy, UnikernelArguments, UnikernelConfig, UnikernelInfo,
+};
 use albatross::solo5::testimage::build_test_image;
 use albatross::solo5::{AbiTarget, DeviceKind};
 use albatross::wire::frame::{read_frame, write_frame, FrameError};
 use albatross::wire::{
-    decode_wire, encode_wire, Command, Header, InfoVersion, Payload, Success, UnikernelCmd,
-    UnikernelStatus, Wire,
+    decode_wire, encode_wire, BlockCmd, Command, Header, InfoVersion, Payload, PolicyCmd, Success,
+    UnikernelCmd, UnikernelStatus, Wire,
 };
 use rustix::process::{kill_process, Pid, Signal};
 
@@ -95,6 +97,25 @@ impl Setup {
         system.start_daemon();
         system
     }
+}
+
+/// What [`System::observe`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The database directory.
+    pub store: Snapshot,
+    /// The runtime directory.
+    pub runtime: Snapshot,
+    /// The taps.
+    pub taps: Vec<Tap>,
+    /// The tenders' pids and command lines.
+    pub tenders: Vec<(u32, Vec<String>)>,
+    /// `info` of the root.
+    pub info: Vec<(Name, UnikernelInfo)>,
+    /// `block info` of the root.
+    pub blocks: Vec<(Name, i64, bool)>,
+    /// `policy info` of the root.
+    pub policies: Vec<(Name, Policy)>,
 }
 
 /// A tap interface in the namespace, from `/sys/class/net`.
@@ -482,6 +503,60 @@ impl System {
     pub fn status_of(&self, name: &str) -> Option<UnikernelStatus> {
         let name = Name::parse(name).expect("a name");
         self.status().into_iter().find(|s| s.name == name)
+    }
+
+    /// Everything a request could change: the store and runtime files,
+    /// taps, tenders, info, block devices and policies.
+    pub fn observe(&self) -> Observed {
+        let blocks = match self
+            .request(&Name::root(), Command::Block(BlockCmd::Info))
+            .as_slice()
+        {
+            [Wire {
+                payload: Payload::Reply(Success::BlockDevices(list)),
+                ..
+            }] => list.clone(),
+            other => panic!("unexpected block info reply: {other:#?}"),
+        };
+        let policies = match self
+            .request(&Name::root(), Command::Policy(PolicyCmd::Info))
+            .as_slice()
+        {
+            [Wire {
+                payload: Payload::Reply(Success::Policies(list)),
+                ..
+            }] => list.clone(),
+            other => panic!("unexpected policy info reply: {other:#?}"),
+        };
+        Observed {
+            store: self.store(),
+            runtime: Snapshot::of(&self.tmpdir),
+            taps: self.taps(),
+            tenders: self
+                .tenders()
+                .into_iter()
+                .map(|t| (t.pid, t.cmdline))
+                .collect(),
+            info: self.info(),
+            blocks,
+            policies,
+        }
+    }
+
+    /// Asserts that the system is (or soon is: taps and files of a failed
+    /// start are removed off the request path) as `before`.
+    pub fn assert_unchanged(&self, before: &Observed, context: &str) {
+        let deadline = Instant::now() + SHORT;
+        loop {
+            let now = self.observe();
+            if now == *before {
+                return;
+            }
+            if Instant::now() >= deadline {
+                assert_eq!(&now, before, "{context}: the system changed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Names of the running unikernels, sorted.

@@ -389,11 +389,14 @@ fn inner() {
     let sys = LinuxSys::new().expect("system-call layer");
     let (mut h_running, mut h_pinged, mut h_killed, mut h_destroyed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut h_tap, mut h_spawn) = (Vec::new(), Vec::new());
     for run in 0..WARM_UP + RUNS {
         let t0 = Instant::now();
         let mut started = None;
+        let mut tapped = t0;
         let (t1, t2) = pinging(&mut pinger, || {
             let tap = sys.create_tap(BRIDGE).expect("tap");
+            tapped = Instant::now();
             let child = Command::new(&tender)
                 .arg("--mem=32")
                 .arg(format!("--net:service={tap}"))
@@ -419,6 +422,8 @@ fn inner() {
         let t5 = Instant::now();
         if run >= WARM_UP {
             h_running.push(t1 - t0);
+            h_tap.push(tapped - t0);
+            h_spawn.push(t1 - tapped);
             h_pinged.push(t2 - t0);
             h_killed.push(t4 - t3);
             h_destroyed.push(t5 - t3);
@@ -434,6 +439,16 @@ fn inner() {
         "  by hand: tap ioctls + spawn",
         &mut h_running,
         "albatross::sys create_tap + std::process::Command::spawn",
+    ));
+    rows.push(Row::timing(
+        "    of which tap ioctls",
+        &mut h_tap,
+        "TUNSETIFF, TUNSETPERSIST, SIOCSIFFLAGS, SIOCBRADDIF",
+    ));
+    rows.push(Row::timing(
+        "    of which spawn",
+        &mut h_spawn,
+        "fork + exec of the test tender",
     ));
     rows.push(Row::timing(
         "deploy: request → first answered ping",
@@ -487,6 +502,16 @@ fn rss_mb(pid: u32) -> f64 {
     kb / 1024.0
 }
 
+/// The file system type of `dir` (from `findmnt`).
+fn filesystem(dir: &Path) -> String {
+    Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE", "--target"])
+        .arg(dir)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Creates `fill-N` for N in `from..to`, four requests at a time.
 fn fill(socket: &Path, config: &UnikernelConfig, from: usize, to: usize) {
     const WORKERS: usize = 4;
@@ -502,9 +527,35 @@ fn fill(socket: &Path, config: &UnikernelConfig, from: usize, to: usize) {
     });
 }
 
+/// A tmpfs mounted over a directory, unmounted (lazily) when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=0755", "albatross-bench"])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mounting a tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 fn outer() {
     let started = Instant::now();
     let mut system: System = Setup::new().bridge(BRIDGE, BRIDGE_CIDR).start();
+    // As in production (/run/albatross): the runtime directory on a tmpfs,
+    // the database directory on disk.
+    system.stop_daemon();
+    let _tmpfs = Tmpfs::mount(&system.tmpdir);
+    system.start_daemon();
     let net_image = system.image(
         "net.hvt",
         AbiTarget::Hvt,
@@ -617,9 +668,16 @@ fn outer() {
         "every tender stopped and cleaned up",
     ));
     println!(
-        "\nalbatross daemon benchmarks ({} cpus; test tender; images: the test \
+        "\nalbatross daemon benchmarks ({} cpus; {} build; test tender; \
+         runtime directory on tmpfs, database directory on {}; images: the test \
          image builder's ELF, {} bytes without nets, {} with one)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        filesystem(&system.dbdir),
         small_bytes.len(),
         fs::metadata(&net_image).map_or(0, |m| m.len()),
     );

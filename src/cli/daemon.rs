@@ -246,6 +246,9 @@ pub trait DaemonRole: FromArgs + ArgsInfo {
         Ok(())
     }
 
+    /// Whether this version runs the role (else it only parses options).
+    const IMPLEMENTED: bool = false;
+
     /// Runs the role, if this version has it.
     fn start(self, _level: Level) -> Option<Result<super::error::Exit, CliError>> {
         None
@@ -253,6 +256,23 @@ pub trait DaemonRole: FromArgs + ArgsInfo {
 }
 
 impl DaemonRole for DaemonArgs {
+    const IMPLEMENTED: bool = cfg!(target_os = "linux");
+
+    fn validate(&self) -> Result<(), CliError> {
+        // Accepted for upstream's service files, but not silently ignored.
+        if self.systemd_socket_activation {
+            return Err(CliError::NotImplemented(
+                "--systemd-socket-activation (the daemon binds its socket itself)".to_string(),
+            ));
+        }
+        if self.influx.is_some() {
+            return Err(CliError::NotImplemented(
+                "--influx (self-metrics of the daemon)".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
     #[cfg(target_os = "linux")]
     fn start(self, level: Level) -> Option<Result<super::error::Exit, CliError>> {
         crate::logging::init("albatrossd", level.filter());
@@ -297,7 +317,9 @@ pub fn help<T: DaemonRole>(cmd: &[&str]) -> String {
         &super::common::CommonOptions::get_args_info(),
         LOGGING,
     ));
-    text.push_str("\nThis version parses these options but does not implement the role: it exits with status 1.\n");
+    if !T::IMPLEMENTED {
+        text.push_str("\nThis version parses these options but does not implement the role: it exits with status 1.\n");
+    }
     text
 }
 

@@ -673,7 +673,9 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             }
             return;
         }
-        self.ex.spawn(cleaned).detach();
+        // A restart writes the same image and FIFO paths again: the old
+        // ones must be gone first, or the clean-up deletes the new ones.
+        cleaned.await;
         let decision = after_exit(&config.args, status);
         match decision {
             AfterExit::Stop => {
@@ -893,6 +895,9 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             .map(|name| {
                 let core = self.clone();
                 self.ex.spawn(async move {
+                    // A create or restart in flight finishes first, so
+                    // what it persists is complete when the daemon exits.
+                    let _guards = core.lock_unikernel(&name, None).await;
                     if let Err(e) = core.stop(&name).await {
                         log::error!("{name}: {e}");
                     }

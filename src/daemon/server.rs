@@ -75,6 +75,13 @@ fn failure(text: impl Into<String>) -> Result<Success, CoreError> {
     Err(CoreError::Refused(text.into()))
 }
 
+/// Answers a request whose header is unknown (it did not arrive or did
+/// not decode) with a failure under the root header.
+async fn refuse(conn: &mut Conn, text: String) {
+    log::warn!("{text}");
+    send(conn, &Header::new(Name::root()), Payload::Failure(text)).await;
+}
+
 /// Serves one connection until it is done.
 pub async fn serve_connection<S: Sys + Send + Sync + 'static>(
     core: Rc<Core<S>>,
@@ -87,13 +94,7 @@ pub async fn serve_connection<S: Sys + Send + Sync + 'static>(
             Ok(None) => return,
             Err(FrameError::TooLarge { len, max }) => {
                 let text = format!("request of {len} bytes exceeds the maximum of {max} bytes");
-                log::warn!("{text}");
-                send(
-                    &mut conn,
-                    &Header::new(Name::root()),
-                    Payload::Failure(text),
-                )
-                .await;
+                refuse(&mut conn, text).await;
                 return;
             }
             Err(e) => {
@@ -104,14 +105,7 @@ pub async fn serve_connection<S: Sys + Send + Sync + 'static>(
         let wire = match decode_wire(&bytes) {
             Ok(wire) => wire,
             Err(e) => {
-                let text = format!("malformed request: {e}");
-                log::warn!("{text}");
-                send(
-                    &mut conn,
-                    &Header::new(Name::root()),
-                    Payload::Failure(text),
-                )
-                .await;
+                refuse(&mut conn, format!("malformed request: {e}")).await;
                 return;
             }
         };

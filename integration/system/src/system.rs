@@ -448,7 +448,8 @@ impl System {
 
     /// A connection to the daemon's socket (reads time out after 30 s).
     pub fn connect(&self) -> UnixStream {
-        let stream = UnixStream::connect(self.socket()).expect("connect to vmmd.sock");
+        let stream = UnixStream::connect(self.socket())
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.socket().display()));
         stream.set_read_timeout(Some(LONG)).expect("read timeout");
         stream
     }

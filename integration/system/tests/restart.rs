@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use albatross::model::{Name, Timestamp};
 use albatross::solo5::AbiTarget;
+use albatross::wire::state::decode_config_record;
 use albatross::wire::LifeCycle;
 use albatross_integration::{
     eventually, exists, require_root, wait_for, Setup, System, LONG, SHORT,
@@ -232,7 +233,17 @@ fn unknown_name_argument_is_retried_without_it_and_persisted() {
         ];
         assert_eq!(running.cmdline, expected);
     }
-    // Persisted: after a restart of the daemon both start without --name.
+    // Persisted (§10.6 step 2): the stored configurations say so, and
+    // after a restart of the daemon both start without --name.
+    for name in [":legacy", ":cmdliner"] {
+        let config = system.dbdir.join("unikernels").join(name).join("config");
+        eventually(format!("add-name false stored for {name}"), SHORT, || {
+            std::fs::read(&config)
+                .ok()
+                .and_then(|bytes| decode_config_record(&bytes).ok())
+                .is_some_and(|c| !c.args.add_name)
+        });
+    }
     let status = system.stop_daemon();
     assert!(status.success(), "daemon exit: {status}");
     let mark = system.log_mark();

@@ -1016,7 +1016,7 @@ mod tests {
         // Tags that never existed.
         for bytes in [
             command(6, null()),
-            unikernel(22, null()),
+            unikernel(23, null()),
             message(Node::explicit(4, null())),
         ] {
             assert!(matches!(

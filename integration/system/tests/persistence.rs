@@ -445,6 +445,20 @@ fn kill_9_during_a_burst_of_creates_then_every_stored_unikernel_runs_once() {
     // No stale tap: every vmmtapN belongs to a running tender.
     check_taps(&system, "br0");
     assert_eq!(system.taps().len(), in_store.len());
+    // Nor a stale image or console FIFO.
+    let files = |dir: PathBuf, suffix: &str| -> BTreeSet<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(suffix).map(str::to_string)
+            })
+            .collect()
+    };
+    assert_eq!(files(system.tmpdir.clone(), ".img"), in_store, "images");
+    assert_eq!(files(system.tmpdir.join("fifo"), ""), in_store, "FIFOs");
 
     for (i, name) in names.iter().enumerate() {
         if in_store.contains(name) {

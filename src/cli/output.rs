@@ -190,7 +190,7 @@ pub fn reply(name: &Name, s: &Success) -> Vec<String> {
         | Success::OldUnikernelInfo5(us)
             if us.is_empty() =>
         {
-            vec![format!("{name}: no unikernels")]
+            vec![format!("{name}: no unikernels running")]
         }
         Success::UnikernelInfo(us)
         | Success::OldUnikernelInfo4(us)

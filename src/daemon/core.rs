@@ -655,16 +655,25 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
                 tail.join(" | ")
             );
         }
-        // Taps, image and FIFO go off the request path; the shutdown waits.
+        // Image and FIFO go first (a restart writes the same paths again);
+        // taps take the kernel milliseconds (known trap 7), so they go off
+        // the request path, except at shutdown, which waits for them.
         let sys = self.sys.clone();
         let image = self.config.paths.image(name);
         let fifo = self.config.paths.fifo(name);
         let job = name.clone();
+        smol::unblock(move || remove_files(&*sys, &job, &image, &fifo)).await;
+        let sys = self.sys.clone();
+        let job = name.clone();
         let taps = run.taps.clone();
-        let cleaned = smol::unblock(move || cleanup(&*sys, &job, &image, &fifo, &taps));
+        let taps_gone = smol::unblock(move || destroy_taps(&*sys, &job, &taps));
         let shutting_down = self.state.borrow().shutting_down;
+        if shutting_down {
+            taps_gone.await;
+        } else {
+            self.ex.spawn(taps_gone).detach();
+        }
         if run.stopping || shutting_down {
-            cleaned.await;
             if let Some(vm) = self.state.borrow_mut().vms.get_mut(name) {
                 vm.phase = Phase::Stopped;
             }
@@ -673,9 +682,6 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             }
             return;
         }
-        // A restart writes the same image and FIFO paths again: the old
-        // ones must be gone first, or the clean-up deletes the new ones.
-        cleaned.await;
         let decision = after_exit(&config.args, status);
         match decision {
             AfterExit::Stop => {
@@ -1158,11 +1164,21 @@ fn cleanup<S: Sys>(
     fifo: &std::path::Path,
     taps: &[String],
 ) {
+    remove_files(sys, name, image, fifo);
+    destroy_taps(sys, name, taps);
+}
+
+/// Removes a unikernel's image and FIFO, logging failures.
+fn remove_files<S: Sys>(sys: &S, name: &Name, image: &std::path::Path, fifo: &std::path::Path) {
     for path in [image, fifo] {
         if let Err(e) = sys.remove_file(path) {
             log::warn!("{name}: {e}");
         }
     }
+}
+
+/// Deletes a unikernel's taps, logging failures.
+fn destroy_taps<S: Sys>(sys: &S, name: &Name, taps: &[String]) {
     for tap in taps {
         if let Err(e) = sys.destroy_tap(tap) {
             log::warn!("{name}: {e}");

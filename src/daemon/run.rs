@@ -198,8 +198,23 @@ fn tender_dirs(options: &Options) -> Vec<PathBuf> {
     dirs
 }
 
+/// Raises the soft limit of open files to the hard limit: every running
+/// unikernel holds a pidfd and its console FIFO, and the usual soft limit
+/// of 1,024 would stop the daemon at about 500 unikernels.
+fn raise_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            log::warn!("cannot raise the open file limit: {e}");
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(options: Options) -> Result<(), DaemonError> {
+    raise_file_limit();
     let paths = HostPaths {
         tmpdir: options.tmpdir.clone(),
         dbdir: options.dbdir.clone(),

@@ -956,7 +956,12 @@ struct ExportState {
 
     /// state file layout: 6 (albatross 2.3 and later, the default), 5
     /// (2.0 to 2.2) or 4 (1.5); the older ones hold one CPU per unikernel
-    #[argh(option, arg_name = "N", from_str_fn(parse_layout), default = "StateLayout::Current")]
+    #[argh(
+        option,
+        arg_name = "N",
+        from_str_fn(parse_layout),
+        default = "StateLayout::Current"
+    )]
     layout: StateLayout,
 }
 

@@ -8,9 +8,9 @@ use super::common::Context;
 use super::error::{CliError, Exit};
 use super::output;
 use super::session::write_image;
+use crate::daemon::store::{write_upstream_state, Store};
 use crate::model::Name;
 use crate::paths::default_dbdir;
-use crate::daemon::store::{write_upstream_state, Store};
 use crate::sys::files;
 use crate::wire::state::{decode_state, StateFile, StateLayout};
 
@@ -41,7 +41,9 @@ fn read_state(path: &Path) -> Result<StateFile, CliError> {
 fn read_store(dbdir: &Path, layout: StateLayout) -> Result<Vec<u8>, CliError> {
     Store::for_reading(dbdir)
         .export_state_layout(layout)
-        .map_err(|e| CliError::Invalid(format!("cannot read the store in {}: {e}", dbdir.display())))
+        .map_err(|e| {
+            CliError::Invalid(format!("cannot read the store in {}: {e}", dbdir.display()))
+        })
 }
 
 /// What `inspect-dump` reads: the named state file, or, when no `--file`
@@ -50,7 +52,8 @@ pub fn inspect_source(file: Option<&str>, dbdir: Option<&Path>) -> Result<StateF
     let dir = dbdir.map_or_else(default_dbdir, Path::to_path_buf);
     if file.is_none() && Store::exists_in(&dir) {
         let bytes = read_store(&dir, StateLayout::Current)?;
-        return decode_state(&bytes).map_err(|e| CliError::Invalid(format!("store in {}: {e}", dir.display())));
+        return decode_state(&bytes)
+            .map_err(|e| CliError::Invalid(format!("store in {}: {e}", dir.display())));
     }
     read_state(&state_path(file, dbdir))
 }
@@ -58,16 +61,29 @@ pub fn inspect_source(file: Option<&str>, dbdir: Option<&Path>) -> Result<StateF
 /// Writes the daemon's store in `dbdir` as an upstream state file of
 /// `layout` to `file`, or to `<dbdir>/state` (keeping the previous one as
 /// `state.bak`), so that upstream's albatrossd can take over.
-pub fn export(dbdir: Option<&Path>, file: Option<&Path>, layout: StateLayout) -> Result<Exit, CliError> {
+pub fn export(
+    dbdir: Option<&Path>,
+    file: Option<&Path>,
+    layout: StateLayout,
+) -> Result<Exit, CliError> {
     let dir = dbdir.map_or_else(default_dbdir, Path::to_path_buf);
     if !Store::exists_in(&dir) {
-        return Err(CliError::Invalid(format!("{} holds no albatross-rs store", dir.display())));
+        return Err(CliError::Invalid(format!(
+            "{} holds no albatross-rs store",
+            dir.display()
+        )));
     }
     let bytes = read_store(&dir, layout)?;
     let written = match file {
         Some(path) => {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             files::write_atomic(parent, &name, &bytes)
                 .map_err(|e| CliError::Invalid(e.to_string()))?;
             path.to_path_buf()
@@ -119,9 +135,7 @@ pub fn extract(
         .unikernels
         .iter()
         .find(|(n, _)| n == name)
-        .ok_or_else(|| {
-            CliError::Invalid(format!("unikernel {name} not found"))
-        })?;
+        .ok_or_else(|| CliError::Invalid(format!("unikernel {name} not found")))?;
     let file = write_image(ctx, name, config.compressed, &config.image)?;
     let mut out = io::stdout().lock();
     writeln!(out, "dumped image to {}", file.display())?;

@@ -712,11 +712,7 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
                         vm.config.args.add_name = false;
                     }
                     let delay = vm.backoff.next_delay(ran);
-                    let at = Timestamp::from_unix_millis(
-                        Timestamp::now().unix_millis()
-                            + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
-                    );
-                    vm.phase = Phase::Waiting { at };
+                    vm.phase = Phase::Waiting { at: after(delay) };
                     delay
                 };
                 if decision == AfterExit::RetryWithoutName {
@@ -736,6 +732,35 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
                 );
             }
         }
+    }
+
+    /// Keeps a unikernel that could not start as waiting, and tries again
+    /// after the back-off delay: the cause (a missing bridge, image or
+    /// tender, a full disk) may go away, and nothing is lost meanwhile.
+    fn keep_waiting(
+        self: &Rc<Self>,
+        name: &Name,
+        mut config: UnikernelConfig,
+        mut backoff: Backoff,
+        persist: bool,
+    ) {
+        config.image = Vec::new();
+        let delay = backoff.next_delay(Duration::ZERO);
+        let generation = {
+            let mut st = self.state.borrow_mut();
+            let generation = st.next_generation();
+            let vm = Vm {
+                config,
+                digest: [0; 32],
+                phase: Phase::Waiting { at: after(delay) },
+                backoff,
+                console: Rc::new(RefCell::new(VecDeque::new())),
+                generation,
+            };
+            st.vms.insert(name.clone(), vm);
+            generation
+        };
+        self.schedule_restart(name, generation, delay, persist);
     }
 
     /// Runs [`Core::restart_after_exit`] after `delay`.
@@ -791,36 +816,17 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
                 _ => return,
             }
         };
-        let result = self.start_stored(name, config.clone(), persist).await;
-        let mut st = self.state.borrow_mut();
-        if let Some(vm) = st.vms.get_mut(name) {
-            vm.backoff = backoff;
-            vm.console = console;
-        }
-        if let Err(e) = result {
-            // Keep it, and try again later: the cause (a missing bridge, a
-            // full disk) may go away, and nothing is lost meanwhile.
-            log::error!("{name}: restart failed: {e}");
-            let mut kept = config;
-            kept.image = Vec::new();
-            let mut backoff = backoff;
-            let delay = backoff.next_delay(Duration::ZERO);
-            let at = Timestamp::from_unix_millis(
-                Timestamp::now().unix_millis()
-                    + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
-            );
-            let next = st.next_generation();
-            let vm = Vm {
-                config: kept,
-                digest: [0; 32],
-                phase: Phase::Waiting { at },
-                backoff,
-                console: Rc::new(RefCell::new(VecDeque::new())),
-                generation: next,
-            };
-            st.vms.insert(name.clone(), vm);
-            drop(st);
-            self.schedule_restart(name, next, delay, persist);
+        match self.start_stored(name, config.clone(), persist).await {
+            Ok(()) => {
+                if let Some(vm) = self.state.borrow_mut().vms.get_mut(name) {
+                    vm.backoff = backoff;
+                    vm.console = console;
+                }
+            }
+            Err(e) => {
+                log::error!("{name}: restart failed: {e}");
+                self.keep_waiting(name, config, backoff, persist);
+            }
         }
     }
 
@@ -865,25 +871,7 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
             }
             if let Err(e) = self.start_stored(&name, config.clone(), false).await {
                 log::error!("{name}: could not be restored: {e}");
-                let mut kept = config;
-                kept.image = Vec::new();
-                let mut st = self.state.borrow_mut();
-                let next = st.next_generation();
-                let mut backoff = Backoff::default();
-                let delay = backoff.next_delay(Duration::ZERO);
-                let vm = Vm {
-                    config: kept,
-                    digest: [0; 32],
-                    phase: Phase::Waiting {
-                        at: Timestamp::now(),
-                    },
-                    backoff,
-                    console: Rc::new(RefCell::new(VecDeque::new())),
-                    generation: next,
-                };
-                st.vms.insert(name.clone(), vm);
-                drop(st);
-                self.schedule_restart(&name, next, delay, false);
+                self.keep_waiting(&name, config, Backoff::default(), false);
             }
         }
     }
@@ -1090,6 +1078,12 @@ impl<S: Sys + Send + Sync + 'static> Core<S> {
     pub fn policies(&self, path: &Path) -> Vec<(Name, Policy)> {
         self.state.borrow().resources.policies_below(path)
     }
+}
+
+/// The time `delay` from now.
+fn after(delay: Duration) -> Timestamp {
+    let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_unix_millis(Timestamp::now().unix_millis().saturating_add(ms))
 }
 
 /// What [`prepare`] made for a tender.

@@ -191,20 +191,7 @@ impl Timestamp {
                 p.pos += 1;
                 0
             }
-            Some(sign @ (b'+' | b'-')) => {
-                p.pos += 1;
-                let hh = p.take(2).ok_or_else(|| err("expected zone offset HHMM"))?;
-                let mm = p.take(2).ok_or_else(|| err("expected zone offset HHMM"))?;
-                if hh > 23 || mm > 59 {
-                    return Err(err("zone offset out of range"));
-                }
-                let minutes = hh * 60 + mm;
-                if sign == b'-' {
-                    -minutes
-                } else {
-                    minutes
-                }
-            }
+            Some(b'+' | b'-') => p.zone_offset(None).map_err(err)?,
             Some(_) => return Err(err("unexpected character")),
         };
         if p.pos != text.len() {
@@ -288,19 +275,7 @@ impl Timestamp {
                 p.pos += 1;
                 0
             }
-            Some(sign @ (b'+' | b'-')) => {
-                p.pos += 1;
-                let hh = field(&mut p, 2, Some(b':'))?;
-                let mm = field(&mut p, 2, None)?;
-                if hh > 23 || mm > 59 {
-                    return Err(err("zone offset out of range"));
-                }
-                if sign == b'-' {
-                    -(hh * 60 + mm)
-                } else {
-                    hh * 60 + mm
-                }
-            }
+            Some(b'+' | b'-') => p.zone_offset(Some(b':')).map_err(err)?,
             _ => return Err(err("missing time zone (Z or ±HH:MM)")),
         };
         if p.pos != b.len() {
@@ -343,6 +318,26 @@ struct Digits<'a> {
 impl Digits<'_> {
     fn peek(&self) -> Option<u8> {
         self.s.get(self.pos).copied()
+    }
+
+    /// A zone offset `±HH` `sep` `MM` in minutes east of UTC; the cursor is
+    /// on the sign.
+    fn zone_offset(&mut self, sep: Option<u8>) -> Result<i64, &'static str> {
+        const EXPECTED: &str = "expected a zone offset ±HHMM or ±HH:MM";
+        let negative = self.peek() == Some(b'-');
+        self.pos += 1;
+        let hh = self.take(2).ok_or(EXPECTED)?;
+        if let Some(sep) = sep {
+            if self.peek() != Some(sep) {
+                return Err(EXPECTED);
+            }
+            self.pos += 1;
+        }
+        let mm = self.take(2).ok_or(EXPECTED)?;
+        if hh > 23 || mm > 59 {
+            return Err("zone offset out of range");
+        }
+        Ok(if negative { -(hh * 60 + mm) } else { hh * 60 + mm })
     }
 
     /// Exactly `n` ASCII digits as a number, or `None` (position unchanged).

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod ipc;
 pub mod logging;
 pub mod model;
 pub mod paths;

@@ -2,6 +2,7 @@
 //! resource accounting that enforces policies. Nothing here does I/O.
 
 pub mod config;
+pub mod event;
 pub mod name;
 pub mod policy;
 pub mod resources;

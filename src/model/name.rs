@@ -431,3 +431,56 @@ mod tests {
         assert_eq!(parse_mac("0:de:ad:be:ef:00"), None);
     }
 }
+
+/// Names and paths cross the channels between our own processes as their
+/// text form and are parsed again on arrival: a peer cannot make a value
+/// that breaks the label rules.
+mod channel_codec {
+    use super::{Name, Path};
+    use bincode::de::{BorrowDecoder, Decoder};
+    use bincode::enc::Encoder;
+    use bincode::error::{DecodeError, EncodeError};
+    use bincode::{BorrowDecode, Decode, Encode};
+
+    impl Encode for Name {
+        fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+            self.to_string().encode(encoder)
+        }
+    }
+
+    impl<C> Decode<C> for Name {
+        fn decode<D: Decoder<Context = C>>(decoder: &mut D) -> Result<Name, DecodeError> {
+            let text = String::decode(decoder)?;
+            Name::parse(&text).map_err(|e| DecodeError::OtherString(e.to_string()))
+        }
+    }
+
+    impl<'de, C> BorrowDecode<'de, C> for Name {
+        fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(
+            decoder: &mut D,
+        ) -> Result<Name, DecodeError> {
+            Name::decode(decoder)
+        }
+    }
+
+    impl Encode for Path {
+        fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+            self.to_string().encode(encoder)
+        }
+    }
+
+    impl<C> Decode<C> for Path {
+        fn decode<D: Decoder<Context = C>>(decoder: &mut D) -> Result<Path, DecodeError> {
+            let text = String::decode(decoder)?;
+            Path::parse(&text).map_err(|e| DecodeError::OtherString(e.to_string()))
+        }
+    }
+
+    impl<'de, C> BorrowDecode<'de, C> for Path {
+        fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(
+            decoder: &mut D,
+        ) -> Result<Path, DecodeError> {
+            Path::decode(decoder)
+        }
+    }
+}

@@ -13,7 +13,7 @@ pub const UNLIMITED_UNIKERNELS: i64 = (1 << 62) - 1;
 pub const MIN_USABLE_MEMORY: i64 = 16;
 
 /// Limits for everything running at or below a path.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, bincode::Encode, bincode::Decode)]
 pub struct Policy {
     /// Maximum number of running unikernels.
     pub unikernels: i64,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::config::{FailBehaviour, UnikernelArguments};
 
 /// How a tender process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub enum ExitStatus {
     /// It exited with this code.
     Exit(i32),

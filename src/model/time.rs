@@ -5,7 +5,19 @@
 use std::fmt;
 
 /// Milliseconds since 1970-01-01T00:00:00Z, limited to years 0000–9999.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    bincode::Encode,
+    bincode::Decode,
+)]
 pub struct Timestamp(i64);
 
 /// Why a time text was refused.
@@ -337,7 +349,11 @@ impl Digits<'_> {
         if hh > 23 || mm > 59 {
             return Err("zone offset out of range");
         }
-        Ok(if negative { -(hh * 60 + mm) } else { hh * 60 + mm })
+        Ok(if negative {
+            -(hh * 60 + mm)
+        } else {
+            hh * 60 + mm
+        })
     }
 
     /// Exactly `n` ASCII digits as a number, or `None` (position unchanged).

@@ -20,6 +20,7 @@ pub mod fake;
 pub mod files;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod seqpacket;
 
 /// Prefix of the tap interfaces the daemon creates (`vmmtap0`, `vmmtap1`, …).
 pub const TAP_PREFIX: &str = "vmmtap";

@@ -14,6 +14,7 @@ pub mod ipc;
 pub mod logging;
 pub mod model;
 pub mod paths;
+pub mod roles;
 pub mod solo5;
 pub mod sys;
 pub mod wire;
